@@ -1,0 +1,79 @@
+"""Forward hooks that capture or replace a layer's output, always removed on exit."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+
+def _check_tensor(name: str, output: object) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(
+            f"layer {name!r} returns {type(output).__name__}; only layers whose output is "
+            "a single tensor can be attributed"
+        )
+    return output
+
+
+@contextlib.contextmanager
+def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of the named submodules during the forward passes inside the block.
+
+    The hook hands a clone on to the rest of the network, so an in-place operation after
+    the layer (``ReLU(inplace=True)``) cannot overwrite the captured activation.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(inplace=True))
+    >>> with captured(net, ("0",)) as acts:
+    ...     _ = net(torch.ones(4, 2))
+    >>> acts["0"].shape
+    torch.Size([4, 3])
+    """
+    acts: dict[str, torch.Tensor] = {}
+    modules = dict(module.named_modules())
+    with contextlib.ExitStack() as stack:
+        for name in names:
+
+            def hook(
+                _m: torch.nn.Module, _i: object, out: object, name: str = name
+            ) -> torch.Tensor:
+                if name in acts:
+                    raise ValueError(
+                        f"layer {name!r} is called more than once in one forward pass; "
+                        "attributing a reused layer is not supported"
+                    )
+                acts[name] = _check_tensor(name, out)
+                return acts[name].clone()
+
+            stack.callback(modules[name].register_forward_hook(hook).remove)
+        yield acts
+
+
+@contextlib.contextmanager
+def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterator[None]:
+    """Substitute ``value`` for the named submodule's output during the block.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+    >>> with replaced(net, "0", -torch.ones(1, 3)):
+    ...     net(torch.ones(1, 2))
+    tensor([[0., 0., 0.]])
+    """
+
+    def hook(_m: torch.nn.Module, _i: object, out: object) -> torch.Tensor:
+        if _check_tensor(name, out).shape != value.shape:
+            raise ValueError(
+                f"layer {name!r}: replacement of shape {tuple(value.shape)} does not match "
+                f"its output of shape {tuple(out.shape)}"  # type: ignore[union-attr]
+            )
+        return value.clone()
+
+    handle = dict(module.named_modules())[name].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

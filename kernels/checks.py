@@ -1,0 +1,119 @@
+"""Checks and fingerprints of user tensors, used by the API layer when it builds nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def as_inputs(inputs: Any) -> torch.Tensor:
+    """Validate a batch of inputs ``[N, ...]``: a finite floating tensor (NumPy accepted).
+
+    Examples
+    --------
+    >>> as_inputs(np.zeros((2, 3), dtype=np.float32)).shape
+    torch.Size([2, 3])
+    >>> as_inputs(torch.zeros(3))
+    Traceback (most recent call last):
+    ValueError: inputs: expected a batch [N, ...] with at least 2 dimensions; got shape (3,)
+    """
+    if isinstance(inputs, np.ndarray):
+        inputs = torch.from_numpy(inputs)
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(
+            f"inputs: expected a torch.Tensor of shape [N, ...]; got {type(inputs).__name__}"
+        )
+    if inputs.ndim < 2:
+        raise ValueError(
+            f"inputs: expected a batch [N, ...] with at least 2 dimensions; got shape {tuple(inputs.shape)}"
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError("inputs: the batch is empty (N = 0)")
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs: expected a floating-point tensor; got dtype {inputs.dtype}")
+    bad = int((~torch.isfinite(inputs)).sum())
+    if bad:
+        raise ValueError(f"inputs: {bad} value(s) are NaN or infinite; inputs must be finite")
+    return inputs
+
+
+def as_labels(labels: Any, n: int, num_classes: int | None) -> torch.Tensor:
+    """Validate labels: integers ``[N]``, within ``num_classes`` when it is known.
+
+    Examples
+    --------
+    >>> as_labels([0, 2], 2, 3)
+    tensor([0, 2])
+    >>> as_labels([0, 2, 1], 2, 3)
+    Traceback (most recent call last):
+    ValueError: labels: expected 2 labels, one per input sample; got 3
+    """
+    if isinstance(labels, (Sequence, np.ndarray)):
+        labels = torch.as_tensor(np.asarray(labels))
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(
+            f"labels: expected an integer tensor of shape [N]; got {type(labels).__name__}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"labels: expected an integer tensor; got dtype {labels.dtype}")
+    if labels.ndim != 1 or labels.shape[0] != n:
+        got = labels.shape[0] if labels.ndim == 1 else f"shape {tuple(labels.shape)}"
+        raise ValueError(f"labels: expected {n} labels, one per input sample; got {got}")
+    labels = labels.long()
+    if len(labels) and int(labels.min()) < 0:
+        raise ValueError(f"labels: expected class indices >= 0; got {int(labels.min())}")
+    if num_classes is not None and len(labels) and int(labels.max()) >= num_classes:
+        raise ValueError(
+            f"labels: label {int(labels.max())} is out of range for {num_classes} classes"
+        )
+    return labels
+
+
+def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
+    """Validate an integrated-gradients baseline: a finite scalar, or a tensor broadcastable to the inputs.
+
+    Examples
+    --------
+    >>> as_baseline(0, torch.zeros(2, 3))
+    0.0
+    >>> as_baseline(torch.zeros(4), torch.zeros(2, 3))
+    Traceback (most recent call last):
+    ValueError: baseline: shape (4,) is not broadcastable to the inputs' shape (2, 3)
+    """
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        if not np.isfinite(baseline):
+            raise ValueError(f"baseline: expected a finite number; got {baseline}")
+        return float(baseline)
+    if isinstance(baseline, np.ndarray):
+        baseline = torch.from_numpy(baseline)
+    if not isinstance(baseline, torch.Tensor):
+        raise TypeError(f"baseline: expected a number or a tensor; got {type(baseline).__name__}")
+    try:
+        shape = torch.broadcast_shapes(baseline.shape, inputs.shape)
+    except RuntimeError:
+        shape = None
+    if shape != inputs.shape:
+        raise ValueError(
+            f"baseline: shape {tuple(baseline.shape)} is not broadcastable to the inputs' shape "
+            f"{tuple(inputs.shape)}"
+        )
+    if not bool(torch.isfinite(baseline).all()):
+        raise ValueError("baseline: values must be finite")
+    return baseline
+
+
+def fingerprint(tensor: torch.Tensor) -> str:
+    """A token for a tensor: its identity, in-place version, shape, dtype and device.
+
+    The node that holds the tensor keeps it alive, so its ``id`` cannot be reused.
+
+    Examples
+    --------
+    >>> t = torch.zeros(2)
+    >>> a = fingerprint(t); _ = t.add_(1); a == fingerprint(t)
+    False
+    """
+    return f"tensor:{id(tensor)}:{tensor._version}:{tuple(tensor.shape)}:{tensor.dtype}:{tensor.device}"

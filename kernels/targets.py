@@ -1,0 +1,75 @@
+"""Resolve a target spec to the class attributed for each sample, from the model output."""
+
+from __future__ import annotations
+
+import torch
+
+from .plan import TargetSpec
+
+
+def class_rows(
+    target: TargetSpec, logits: torch.Tensor, labels: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Classes to attribute, shape ``[T, N]``; ``None`` for a callable target.
+
+    Raises ``ValueError`` naming ``target`` when a class is outside the model's outputs.
+
+    Examples
+    --------
+    >>> logits = torch.tensor([[0.1, 0.9, 0.0], [0.7, 0.2, 0.1]])
+    >>> class_rows(TargetSpec("pred"), logits, None)
+    tensor([[1, 0]])
+    >>> class_rows(TargetSpec("topk", 2), logits, None)
+    tensor([[1, 0],
+            [0, 1]])
+    """
+    n, c = logits.shape
+    device = logits.device
+    kind, value = target.kind, target.value
+    if kind == "fn":
+        return None
+    if kind == "pred":
+        rows = logits.argmax(dim=1)[None]
+    elif kind == "label":
+        assert labels is not None
+        rows = labels.to(device)[None]
+    elif kind == "topk":
+        assert isinstance(value, int)
+        if value > c:
+            raise ValueError(
+                f"target: topk({value}) asks for more classes than the model's {c} outputs"
+            )
+        rows = logits.topk(value, dim=1).indices.T
+    elif kind == "all":
+        rows = torch.arange(c, device=device)[:, None].expand(c, n)
+    elif kind == "index":
+        rows = torch.full((1, n), int(value), device=device)  # type: ignore[arg-type]
+    elif kind == "per_sample":
+        rows = torch.tensor(value, device=device)[None]
+    else:  # classes
+        rows = torch.tensor(value, device=device)[:, None].expand(-1, n)
+    if rows.numel() and (int(rows.max()) >= c or int(rows.min()) < 0):
+        bad = int(rows.max()) if int(rows.max()) >= c else int(rows.min())
+        raise ValueError(
+            f"target: class {bad} is out of range for a model with {c} outputs (expected 0..{c - 1})"
+        )
+    return rows.long()
+
+
+def scalar_outputs(target: TargetSpec, outputs: torch.Tensor) -> torch.Tensor:
+    """Apply a callable target to the model output; check it gives one scalar per sample.
+
+    Examples
+    --------
+    >>> scalar_outputs(TargetSpec("fn", lambda o: o.sum(1)), torch.ones(3, 2))
+    tensor([2., 2., 2.])
+    """
+    assert callable(target.value)
+    scores = target.value(outputs)
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (outputs.shape[0],):
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(
+            f"target: a callable target must return one scalar per sample, a tensor of shape "
+            f"({outputs.shape[0]},); it returned {shape}"
+        )
+    return scores
