@@ -51,7 +51,7 @@ def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> sal, ixg = ia.compute(q.saliency("pred"), q.input_x_gradient("pred"))
     >>> ia.compute({"s": q.saliency("all")})["s"].sizes["target"]
     3
@@ -74,7 +74,7 @@ def explain(*exprs: Any) -> str:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> print(ia.explain(q.saliency(0), q.saliency(0)).splitlines()[0])
     plan: 1 expression on 1 batch of inputs
     """

@@ -13,10 +13,21 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     --------
     >>> did_you_mean("saliancy", ["saliency", "input_x_gradient"])
     " Did you mean 'saliency'?"
+    >>> did_you_mean("prediction", ["pred", "label"])
+    " Did you mean 'pred'?"
     >>> did_you_mean("zzz", ["saliency"])
     ''
     """
-    matches = difflib.get_close_matches(str(value), list(choices), n=3, cutoff=0.6)
+    choices = list(choices)
+    text = str(value).lower()
+    matches = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.6)
+    # Abbreviations and extensions ('prediction' for 'pred') are near misses too.
+    matches += [
+        c
+        for c in choices
+        if c not in matches and c and (text.startswith(c.lower()) or c.lower().startswith(text))
+    ]
+    matches = matches[:3]
     if not matches:
         return ""
     return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"

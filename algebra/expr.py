@@ -28,7 +28,7 @@ class Expr:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> q.saliency(1).compute().shape
         (2, 4)
         """
@@ -43,7 +43,7 @@ class Expr:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3), name="lin").on(torch.rand(2, 4))
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
         >>> print(q.saliency("pred").explain())
         plan: 1 expression on 1 batch of inputs
         model 'lin' on inputs [2, 4]
@@ -61,7 +61,7 @@ class Expr:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
         >>> g = ia.model(net).on(torch.rand(2, 4)).layer("1").saliency(0).graph()
         >>> [d["op"] for _, d in g.nodes(data=True)]
         ['source', 'layer', 'attribution']

@@ -13,7 +13,7 @@ def label(node: Node) -> str:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3), name="lin").on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
     >>> label(q.node)
     "source(model='lin', inputs=[2, 4])"
     """
@@ -38,7 +38,7 @@ def to_networkx(*roots: Node) -> nx.DiGraph:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> g = to_networkx(q.saliency(0).node, q.saliency(1).node)
     >>> g.number_of_nodes(), g.number_of_edges()
     (3, 2)

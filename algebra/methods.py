@@ -51,7 +51,7 @@ def method(name: str) -> Method:
     False
     >>> method("integrated_gradient")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients'. Did you mean 'integrated_gradients'?
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
     """
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)

@@ -151,7 +151,7 @@ def model(
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
     >>> m = ia.model(net, name="mlp", classes=["a", "b", "c"])
     >>> m.layer_names
     ('0', '1', '2')

@@ -102,14 +102,30 @@ class Attribution(Node):
 
 
 def source_of(view: Node) -> Source:
-    """The :class:`Source` a view or expression reads from."""
+    """The :class:`Source` a view or expression reads from.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
+    >>> source_of(ia.model(net).on(torch.rand(2, 4)).layer("0").saliency(0).node).shape
+    (2, 4)
+    """
     while not isinstance(view, Source):
         view = view.children[0]
     return view
 
 
 def layer_of(view: Node) -> str | None:
-    """The selected layer of a view, or ``None`` for the input."""
+    """The selected layer of a view, or ``None`` for the input.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()).on(torch.rand(2, 4))
+    >>> layer_of(q.layer("0").saliency(0).node), layer_of(q.saliency(0).node)
+    ('0', None)
+    """
     while not isinstance(view, Source):
         if isinstance(view, Layer):
             return view.name

@@ -14,7 +14,7 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> describe(q.integrated_gradients(ia.topk(2), steps=8).node)
     "integrated_gradients(target=topk(2), steps=8, method='gausslegendre', baseline=0.0)"
     """
@@ -28,7 +28,16 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
 
 
 def task_for(node: Attribution) -> GradTask:
-    """The kernel task that computes ``node``."""
+    """The kernel task that computes ``node``.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> task = task_for(q.integrated_gradients("pred", steps=8).node)
+    >>> task.target, task.times_input, task.path.steps
+    (TargetSpec(kind='pred', value=None), True, 8)
+    """
     spec = lookup_method(node.method)
     options = node.options
     target = node.target
@@ -50,7 +59,7 @@ def plan(nodes: list[Attribution]) -> list[tuple[Source, SourceJob]]:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> [len(job.tasks) for _, job in plan([q.saliency(0).node, q.input_x_gradient(1).node])]
     [2]
     """
@@ -105,7 +114,7 @@ def explain(nodes: list[Attribution]) -> str:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3), name="lin").on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
     >>> print(explain([q.integrated_gradients("pred", steps=4).node]))
     plan: 1 expression on 1 batch of inputs
     model 'lin' on inputs [2, 4]

@@ -41,7 +41,7 @@ class Query:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
         >>> q = ia.model(net).on(torch.rand(2, 4))
         >>> q.layer("1")
         Query(Sequential on layer '1' [2, 4])
@@ -73,7 +73,7 @@ class Query:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> q.saliency("pred").compute().dims
         ('sample', 'feature')
         """
@@ -94,7 +94,7 @@ class Query:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> q.input_x_gradient(ia.topk(2)).compute().dims
         ('sample', 'target', 'feature')
         """
@@ -124,7 +124,7 @@ class Query:
         Examples
         --------
         >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> r = q.integrated_gradients(0, steps=8).compute()
         >>> r.attrs["steps"], r.attrs["integration"]
         (8, 'gausslegendre')

@@ -26,7 +26,7 @@ def attributes(node: Attribution) -> dict[str, Any]:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3), name="lin").on(torch.rand(2, 4))
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
     >>> attributes(q.saliency("pred").node)
     {'method': 'saliency', 'target': "'pred'", 'model': 'lin', 'layer': None, 'abs': True}
     """
@@ -49,6 +49,17 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
     Dims are ``sample``, ``target`` (for expanding targets), then the input's dims (or
     the layer's). ``class`` always holds the class attributed; ``pred``/``label`` are per
     sample.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.planner import plan
+    >>> from algebra.kernels.execute import execute
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> node = q.saliency(ia.topk(2)).node
+    >>> out = execute(plan([node])[0][1])
+    >>> to_dataarray(node, out.tasks[node.token], out.logits).dims
+    ('sample', 'target', 'feature')
     """
     source = source_of(node.view)
     model = source.wrapped_model

@@ -66,9 +66,12 @@ def device_of(module: torch.nn.Module) -> torch.device:
 
 
 def _user_stacklevel() -> int:
-    """Stack level of the first caller outside this package, so warnings point at user code."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """Stack level of the first caller outside this library, so warnings point at user code."""
+    ours = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(contextlib.__file__)}
+    algebra = sys.modules.get("algebra")
+    if algebra is not None and algebra.__file__:
+        ours.add(os.path.dirname(os.path.abspath(algebra.__file__)))
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) in ours:
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level + 1
+    return level

@@ -1,0 +1,67 @@
+"""Small, seeded models and inputs shared by the tests."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+
+class CountingForward(nn.Module):
+    """Wraps a model and counts forward calls and the rows they evaluated."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.train(net.training)
+        self.calls = 0
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.rows += x.shape[0]
+        return self.net(x)
+
+
+def make_cnn(classes: int = 5) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(3, 4, 3, padding=1),
+            relu1=nn.ReLU(),
+            conv2=nn.Conv2d(4, 6, 3, padding=1),
+            relu2=nn.ReLU(),
+            pool=nn.AdaptiveAvgPool2d(2),
+            flat=nn.Flatten(),
+            fc=nn.Linear(24, classes),
+        )
+    ).eval()
+
+
+def make_mlp(classes: int = 4) -> nn.Sequential:
+    torch.manual_seed(1)
+    return nn.Sequential(
+        OrderedDict(fc1=nn.Linear(6, 16), act=nn.Tanh(), fc2=nn.Linear(16, classes))
+    ).eval()
+
+
+@pytest.fixture
+def cnn() -> nn.Sequential:
+    return make_cnn()
+
+
+@pytest.fixture
+def mlp() -> nn.Sequential:
+    return make_mlp()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.fixture
+def features() -> torch.Tensor:
+    return torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
