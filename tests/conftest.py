@@ -65,3 +65,15 @@ def images() -> torch.Tensor:
 @pytest.fixture
 def features() -> torch.Tensor:
     return torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.fixture
+def counting() -> type[CountingForward]:
+    """The counting wrapper class (conftest is not importable under importlib mode)."""
+    return CountingForward
+
+
+@pytest.fixture
+def cnn_factory():
+    """Builds a fresh, seeded CNN each call."""
+    return make_cnn

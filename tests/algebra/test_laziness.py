@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import torch
-from conftest import CountingForward
 
 import algebra as ia
 
@@ -17,8 +16,8 @@ def _totals(plan: str) -> tuple[int, int, int]:
     return int(forwards), int(rows), int(backwards)
 
 
-def test_building_expressions_runs_no_forward(cnn, images):
-    counted = CountingForward(cnn)
+def test_building_expressions_runs_no_forward(cnn, images, counting):
+    counted = counting(cnn)
     q = ia.model(counted).on(images, labels=[0, 1, 2, 3])
     exprs = [
         q.saliency("all"),
@@ -34,16 +33,16 @@ def test_building_expressions_runs_no_forward(cnn, images):
     assert counted.calls == 0
 
 
-def test_same_expression_twice_is_computed_once(cnn, images):
-    counted = CountingForward(cnn)
+def test_same_expression_twice_is_computed_once(cnn, images, counting):
+    counted = counting(cnn)
     q = ia.model(counted).on(images)
     a, b = ia.compute(q.saliency(1), q.saliency(1))
     assert counted.calls == 1
     assert a is b
 
 
-def test_structurally_equal_queries_share_work(cnn, images):
-    counted = CountingForward(cnn)
+def test_structurally_equal_queries_share_work(cnn, images, counting):
+    counted = counting(cnn)
     m = ia.model(counted)
     # Two Query objects built separately from the same tensor are the same expression.
     first = m.on(images).integrated_gradients("pred", steps=3)
@@ -52,8 +51,8 @@ def test_structurally_equal_queries_share_work(cnn, images):
     assert counted.calls == 2  # predictions at the inputs, then the path
 
 
-def test_forward_count_and_rows_match_the_plan(cnn, images):
-    counted = CountingForward(cnn)
+def test_forward_count_and_rows_match_the_plan(cnn, images, counting):
+    counted = counting(cnn)
     q = ia.model(counted).on(images, labels=[0, 1, 2, 3])
     exprs = (
         q.saliency("all"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_cnn
 from torch import nn
 
 import algebra as ia
@@ -27,8 +26,8 @@ def _all_methods(q: ia.Query) -> list[ia.Expr]:
     ]
 
 
-def test_training_mode_warns_runs_in_eval_and_is_restored(images):
-    net = make_cnn()
+def test_training_mode_warns_runs_in_eval_and_is_restored(images, cnn_factory):
+    net = cnn_factory()
     net.add_module("drop", nn.Dropout(0.9))  # would make results random in training mode
     net.train()
     q = ia.model(net).on(images)
@@ -45,8 +44,8 @@ def test_training_mode_warns_runs_in_eval_and_is_restored(images):
     assert second.shape == first.shape
 
 
-def test_requires_grad_restored_and_parameters_get_no_gradients(images):
-    net = make_cnn()
+def test_requires_grad_restored_and_parameters_get_no_gradients(images, cnn_factory):
+    net = cnn_factory()
     net.conv1.weight.requires_grad_(False)  # a user's partial freeze is kept as it was
     flags = {name: p.requires_grad for name, p in net.named_parameters()}
     ia.compute(*_all_methods(ia.model(net).on(images)))
@@ -62,8 +61,8 @@ class Exploding(nn.Module):
         return x
 
 
-def test_hooks_removed_and_state_restored_after_an_exception(images):
-    net = make_cnn()
+def test_hooks_removed_and_state_restored_after_an_exception(images, cnn_factory):
+    net = cnn_factory()
     net.relu2 = nn.Sequential(nn.ReLU(), Exploding())
     net.train()
     q = ia.model(net).on(images)
