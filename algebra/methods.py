@@ -6,14 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import unknown_name
-
-INTEGRATION_RULES = (
-    "riemann_left",
-    "riemann_right",
-    "riemann_middle",
-    "riemann_trapezoid",
-    "gausslegendre",
-)
+from .kernels.plan import INTEGRATION_RULES
 
 
 @dataclass(frozen=True)

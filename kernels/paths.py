@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+from .plan import INTEGRATION_RULES
 
 
 def alphas_and_weights(rule: str, steps: int) -> tuple[list[float], list[float]]:
@@ -34,7 +34,9 @@ def alphas_and_weights(rule: str, steps: int) -> tuple[list[float], list[float]]
     elif rule == "riemann_right":
         alphas = torch.linspace(1 / n, 1, n)
     else:
-        raise ValueError(f"method: unknown integration rule {rule!r}; expected one of {RULES}")
+        raise ValueError(
+            f"method: unknown integration rule {rule!r}; expected one of {INTEGRATION_RULES}"
+        )
     return alphas.tolist(), weights
 
 

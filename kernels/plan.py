@@ -11,6 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The integration rules of integrated gradients, in Captum's names.
+INTEGRATION_RULES = (
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+    "gausslegendre",
+)
+
 TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
 
 
