@@ -9,8 +9,10 @@ import xarray as xr
 
 from . import planner
 from .expr import Expr
+from .kernels.checks import check_unchanged
 from .kernels.execute import execute
-from .operators import Attribution
+from .nodes import Ref
+from .operators import Attribution, Source
 from .results import to_dataarray
 
 
@@ -30,6 +32,17 @@ def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Attribution], Mapping[Any, Any]
     if not items:
         raise TypeError("exprs: expected at least one expression")
     return [item.node for item in items], mapping
+
+
+def _check_data(nodes: list[Attribution]) -> None:
+    # Tokens record each tensor's in-place version: data changed since then is not what
+    # the expression describes, and computing it would be silently wrong.
+    for root in nodes:
+        for node in root.walk():
+            refs = [(node.inputs, "inputs")] if isinstance(node, Source) else []
+            refs += [(v, k) for k, v in getattr(node, "params", ()) if isinstance(v, Ref)]
+            for ref, argument in refs:
+                check_unchanged(ref.value, ref.token, argument)
 
 
 def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
@@ -58,6 +71,7 @@ def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     """
     nodes, mapping = _nodes(exprs)
     by_token = {n.token: n for n in nodes}
+    _check_data(list(by_token.values()))
     results: dict[str, xr.DataArray] = {}
     for _, job in planner.plan(list(by_token.values())):
         out = execute(job)

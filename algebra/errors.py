@@ -25,7 +25,10 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     matches += [
         c
         for c in choices
-        if c not in matches and c and (text.startswith(c.lower()) or c.lower().startswith(text))
+        if text
+        and c not in matches
+        and c
+        and (text.startswith(c.lower()) or c.lower().startswith(text))
     ]
     matches = matches[:3]
     if not matches:

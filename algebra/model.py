@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .kernels.checks import as_inputs, as_labels, fingerprint
+from .kernels.checks import as_inputs, as_labels, content_token, fingerprint
 from .nodes import Ref
 from .operators import Source
 
@@ -106,12 +106,14 @@ class Model:
 
         x = as_inputs(inputs)
         y = None if labels is None else as_labels(labels, x.shape[0], self.num_classes)
+        if isinstance(dims, str):
+            raise TypeError(f"dims: expected a sequence of names; got the string {dims!r}")
         names = default_dims(x.ndim) if dims is None else tuple(dims)
         sample_ids = None if ids is None else tuple(_plain(i) for i in _listed(ids))
         source = Source(
             model=self.ref,
             inputs=Ref(x, fingerprint(x)),
-            labels=None if y is None else Ref(y, fingerprint(y)),
+            labels=None if y is None else Ref(y, content_token(y)),
             shape=tuple(x.shape),
             dims=names,
             ids=sample_ids,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,8 +52,13 @@ def as_labels(labels: Any, n: int, num_classes: int | None) -> torch.Tensor:
     Traceback (most recent call last):
     ValueError: labels: expected 2 labels, one per input sample; got 3
     """
+    if isinstance(labels, (str, bytes)):
+        raise TypeError("labels: expected integers, one per sample; got a string")
     if isinstance(labels, (Sequence, np.ndarray)):
-        labels = torch.as_tensor(np.asarray(labels))
+        array = np.asarray(labels)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"labels: expected integers, one per sample; got {array.dtype} values")
+        labels = torch.as_tensor(array)
     if not isinstance(labels, torch.Tensor):
         raise TypeError(
             f"labels: expected an integer tensor of shape [N]; got {type(labels).__name__}"
@@ -103,6 +109,37 @@ def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
     if not bool(torch.isfinite(baseline).all()):
         raise ValueError("baseline: values must be finite")
     return baseline
+
+
+def content_token(tensor: torch.Tensor) -> str:
+    """A token from a small tensor's values, so equal data built twice is one expression.
+
+    Examples
+    --------
+    >>> content_token(torch.tensor([1, 2])) == content_token(torch.tensor([1, 2]))
+    True
+    """
+    data = tensor.detach().cpu().contiguous().numpy().tobytes()
+    return f"values:{hashlib.sha1(data).hexdigest()}:{tuple(tensor.shape)}:{tensor.dtype}"
+
+
+def check_unchanged(tensor: torch.Tensor, token: str, argument: str) -> None:
+    """Refuse a tensor modified in place since an expression captured it.
+
+    Examples
+    --------
+    >>> t = torch.zeros(2)
+    >>> token = fingerprint(t)
+    >>> _ = t.add_(1)
+    >>> check_unchanged(t, token, "inputs")
+    Traceback (most recent call last):
+    ValueError: inputs: the tensor was modified in place after the query was built; build the query again with model.on(...)
+    """
+    if token.startswith("tensor:") and fingerprint(tensor) != token:
+        raise ValueError(
+            f"{argument}: the tensor was modified in place after the query was built; "
+            "build the query again with model.on(...)"
+        )
 
 
 def fingerprint(tensor: torch.Tensor) -> str:

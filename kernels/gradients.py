@@ -45,12 +45,17 @@ def target_gradients(
         return _or_zeros(grad, wrt)[None]
     try:
         (grad,) = torch.autograd.grad(
-            outputs, wrt, one_hot, retain_graph=True, is_grads_batched=True, allow_unused=True
+            outputs,
+            wrt,
+            one_hot,
+            retain_graph=retain_graph,
+            is_grads_batched=True,
+            allow_unused=True,
         )
         if grad is None:
             return torch.zeros(len(rows), *wrt.shape, dtype=wrt.dtype, device=wrt.device)
         return grad
-    except RuntimeError:  # an operator without a vmap batching rule
+    except RuntimeError:  # vmap cannot batch this backward (data-dependent ops, some custom ops)
         grads = [
             _or_zeros(
                 torch.autograd.grad(outputs, wrt, g, retain_graph=True, allow_unused=True)[0], wrt

@@ -31,9 +31,16 @@ def guarded(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """
     modes = {m: m.training for m in module.modules()}
     flags = {p: p.requires_grad for p in module.parameters()}
-    if module.training:
+    training = [name for name, m in module.named_modules() if m.training]
+    if training:
+        shown = ", ".join(repr(n) for n in training[:3]) + (", ..." if len(training) > 3 else "")
+        what = (
+            "is in training mode"
+            if module.training
+            else f"has submodules in training mode ({shown})"
+        )
         warnings.warn(
-            "model is in training mode; attributions are computed in eval mode "
+            f"model {what}; attributions are computed in eval mode "
             "and the training mode is restored afterwards",
             UserWarning,
             stacklevel=_user_stacklevel(),

@@ -71,8 +71,8 @@ class Pass:
     """One forward pass (and the backward passes that follow it) of a job.
 
     ``kind`` is ``"inputs"`` (the inputs themselves), ``"baseline"`` (layer activations of
-    a task's baseline) or ``"path"`` (a task's integration points). ``batch`` is the number
-    of rows evaluated, as a multiple of the number of samples ``n``.
+    a task's baseline) or ``"path"`` (a task's integration points). ``batch_per_sample`` is
+    the number of rows evaluated per input sample.
     """
 
     kind: Literal["inputs", "baseline", "path"]

@@ -86,3 +86,13 @@ def test_compute_returns_the_structure_it_was_given(mlp, features):
     torch.testing.assert_close(
         torch.as_tensor(named["s"].values), torch.as_tensor(q.saliency(0).compute().values)
     )
+
+
+def test_equal_labels_given_as_lists_are_one_source(mlp, features, counting):
+    counted = counting(mlp)
+    m = ia.model(counted)
+    ia.compute(
+        m.on(features, labels=[0, 1, 2, 3, 0]).saliency("label"),
+        m.on(features, labels=[0, 1, 2, 3, 0]).saliency("label"),
+    )
+    assert counted.calls == 1

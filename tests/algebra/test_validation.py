@@ -142,3 +142,39 @@ def test_compute_rejects_non_expressions(q):
         ia.compute(q.saliency(0), q)
     with pytest.raises(TypeError, match="exprs: key 'b' is a int"):
         ia.compute({"a": q.saliency(0), "b": 3})
+
+
+def test_in_place_change_after_building_is_refused(mlp, features):
+    expr = ia.model(mlp).on(features).saliency(0)
+    features.mul_(2)
+    with pytest.raises(
+        ValueError, match="inputs: the tensor was modified in place after the query was built"
+    ):
+        expr.compute()
+
+
+def test_in_place_change_of_baseline_is_refused(mlp, features):
+    baseline = torch.zeros(1, 6)
+    expr = ia.model(mlp).on(features).integrated_gradients(0, steps=2, baseline=baseline)
+    baseline.add_(1)
+    with pytest.raises(ValueError, match="baseline: the tensor was modified in place"):
+        expr.compute()
+
+
+def test_labels_and_dims_given_as_strings(mlp, features):
+    m = ia.model(mlp)
+    with pytest.raises(TypeError, match="labels: expected integers, one per sample; got a string"):
+        m.on(features, labels="abcde")
+    with pytest.raises(
+        TypeError, match="labels: expected integers, one per sample; got float64 values"
+    ):
+        m.on(features, labels=[0.5] * 5)
+    with pytest.raises(TypeError, match="dims: expected a sequence of names; got the string 'f'"):
+        m.on(features, dims="f")
+
+
+def test_empty_name_gets_no_suggestions(q):
+    with pytest.raises(
+        ValueError, match=r"unknown value ''; expected one of 'pred', 'label', 'all'\.$"
+    ):
+        q.saliency("")

@@ -86,3 +86,11 @@ def test_inputs_are_not_modified(cnn, images):
     ia.compute(*_all_methods(ia.model(cnn).on(images)))
     assert torch.equal(images, before)
     assert not images.requires_grad
+
+
+def test_submodule_in_training_mode_warns_and_is_restored(images, cnn_factory):
+    net = cnn_factory()
+    net.relu1.train()  # an eval model with one submodule left in training mode
+    with pytest.warns(UserWarning, match=r"model has submodules in training mode \('relu1'\)"):
+        ia.model(net).on(images).saliency(0).compute()
+    assert net.relu1.training and not net.training
