@@ -50,6 +50,12 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
 
             stack.callback(modules[name].register_forward_hook(hook).remove)
         yield acts
+        missing = [name for name in names if name not in acts]
+        if missing:
+            raise ValueError(
+                f"layer: {missing[0]!r} is not called in the model's forward pass, so it has "
+                "no activation to attribute"
+            )
 
 
 @contextlib.contextmanager

@@ -178,3 +178,11 @@ def test_empty_name_gets_no_suggestions(q):
         ValueError, match=r"unknown value ''; expected one of 'pred', 'label', 'all'\.$"
     ):
         q.saliency("")
+
+
+def test_layer_not_called_in_forward(mlp, features):
+    mlp.add_module("unused", torch.nn.Linear(6, 6).eval())
+    with pytest.raises(
+        ValueError, match="layer: 'unused' is not called in the model's forward pass"
+    ):
+        ia.model(mlp).on(features).layer("unused").saliency(0).compute()
