@@ -180,9 +180,20 @@ def test_empty_name_gets_no_suggestions(q):
         q.saliency("")
 
 
-def test_layer_not_called_in_forward(mlp, features):
-    mlp.add_module("unused", torch.nn.Linear(6, 6).eval())
+class WithUnusedLayer(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 4)
+        self.unused = torch.nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_layer_not_called_in_forward(features):
+    net = WithUnusedLayer().eval()
     with pytest.raises(
         ValueError, match="layer: 'unused' is not called in the model's forward pass"
     ):
-        ia.model(mlp).on(features).layer("unused").saliency(0).compute()
+        ia.model(net).on(features).layer("unused").saliency(0).compute()
+    assert all(not m._forward_hooks for m in net.modules())
