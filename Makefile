@@ -17,8 +17,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# torch 2.13.0 is pinned only when the venv has no torch: an unpinned torch would pull
-# several GB of CUDA packages on a CPU machine.
+# torch 2.13.0 is pinned only when the venv has no torch: the CI machines hold a CPU build
+# of exactly that version on disk, where an unpinned torch would download CUDA packages.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0

@@ -29,7 +29,7 @@ def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Attribution], Mapping[Any, Any]
                 f"exprs: {where} is a {type(item).__name__}, expected an expression such as "
                 "q.saliency(...); pass several as ia.compute(a, b) or ia.compute({'a': a})"
             )
-    if not items:
+    if not items and mapping is None:
         raise TypeError("exprs: expected at least one expression")
     return [item.node for item in items], mapping
 
@@ -40,9 +40,19 @@ def _check_data(nodes: list[Attribution]) -> None:
     for root in nodes:
         for node in root.walk():
             refs = [(node.inputs, "inputs")] if isinstance(node, Source) else []
+            if isinstance(node, Source) and node.labels is not None:
+                refs.append((node.labels, "labels"))
             refs += [(v, k) for k, v in getattr(node, "params", ()) if isinstance(v, Ref)]
             for ref, argument in refs:
                 check_unchanged(ref.value, ref.token, argument)
+
+
+def _check_classes(source: Source, outputs: int) -> None:
+    names = source.wrapped_model.classes
+    if names is not None and len(names) != outputs:
+        raise ValueError(
+            f"classes: {len(names)} class names were given, but the model has {outputs} outputs"
+        )
 
 
 def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
@@ -73,8 +83,9 @@ def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     by_token = {n.token: n for n in nodes}
     _check_data(list(by_token.values()))
     results: dict[str, xr.DataArray] = {}
-    for _, job in planner.plan(list(by_token.values())):
+    for source, job in planner.plan(list(by_token.values())):
         out = execute(job)
+        _check_classes(source, out.logits.shape[1])
         for task in job.tasks:
             results[task.key] = to_dataarray(by_token[task.key], out.tasks[task.key], out.logits)
     if mapping is not None:

@@ -60,7 +60,10 @@ def check_steps(steps: Any, rule: str) -> int:
     Traceback (most recent call last):
     ValueError: steps: expected an integer >= 1; got 0
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
+        raise TypeError(f"steps: expected an integer >= 1; got {steps!r}")
+    steps = int(steps.__index__())
+    if steps < 1:
         raise ValueError(f"steps: expected an integer >= 1; got {steps!r}")
     if rule == "riemann_trapezoid" and steps < 2:
         raise ValueError("steps: riemann_trapezoid needs at least 2 steps (both end points)")

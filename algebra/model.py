@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .kernels.checks import as_inputs, as_labels, content_token, fingerprint
+from .kernels.checks import as_inputs, as_labels, content_token, fingerprint, model_dtype
 from .nodes import Ref
 from .operators import Source
 
@@ -104,10 +104,14 @@ class Model:
         """
         from .query import Query
 
-        x = as_inputs(inputs)
+        x = as_inputs(inputs, model_dtype(self.module))
         y = None if labels is None else as_labels(labels, x.shape[0], self.num_classes)
-        if isinstance(dims, str):
-            raise TypeError(f"dims: expected a sequence of names; got the string {dims!r}")
+        if isinstance(dims, str) or (
+            dims is not None and not all(isinstance(d, str) for d in dims)
+        ):
+            raise TypeError(f"dims: expected a sequence of names (str); got {dims!r}")
+        if isinstance(ids, str):
+            raise TypeError(f"ids: expected one id per sample; got the string {ids!r}")
         names = default_dims(x.ndim) if dims is None else tuple(dims)
         sample_ids = None if ids is None else tuple(_plain(i) for i in _listed(ids))
         source = Source(

@@ -14,7 +14,10 @@ from .operators import Attribution, layer_of, source_of
 
 
 def _numpy(tensor: Any) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
+    tensor = tensor.detach()
+    if tensor.is_floating_point() and tensor.element_size() < 4:  # float16 / bfloat16
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
 
 
 def attributes(node: Attribution) -> dict[str, Any]:
@@ -28,14 +31,14 @@ def attributes(node: Attribution) -> dict[str, Any]:
     >>> import torch, algebra as ia
     >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
     >>> attributes(q.saliency("pred").node)
-    {'method': 'saliency', 'target': "'pred'", 'model': 'lin', 'layer': None, 'abs': True}
+    {'method': 'saliency', 'target': "'pred'", 'model': 'lin', 'layer': '', 'abs': True}
     """
     source = source_of(node.view)
     attrs: dict[str, Any] = {
         "method": node.method,
         "target": node.target.describe(),
         "model": source.wrapped_model.name,
-        "layer": layer_of(node.view),
+        "layer": layer_of(node.view) or "",  # netCDF attributes cannot be None
     }
     for key, value in node.params:
         name = "integration" if key == "method" else key

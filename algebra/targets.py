@@ -59,7 +59,10 @@ class Target:
             fn = self.value.value  # type: ignore[union-attr]
             return getattr(fn, "__qualname__", type(fn).__name__)
         if self.kind == "per_sample":
-            return f"per-sample{list(self.value)}"  # type: ignore[arg-type]
+            values = list(self.value)  # type: ignore[arg-type]
+            if len(values) > 8:  # keep plans and attributes readable for large batches
+                return f"per-sample[{', '.join(map(str, values[:6]))}, ... ({len(values)} samples)]"
+            return f"per-sample{values}"
         return str(self.value)
 
     def check(self, n: int, num_classes: int | None, has_labels: bool) -> None:
@@ -97,7 +100,8 @@ class Target:
 
 
 def _class_index(value: Any, argument: str = "target") -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    floating = getattr(value, "is_floating_point", lambda: False)() or isinstance(value, float)
+    if isinstance(value, bool) or floating or not hasattr(value, "__index__"):
         raise TypeError(f"{argument}: expected an integer class index; got {value!r}")
     index = int(value.__index__())
     if index < 0:
@@ -116,9 +120,11 @@ def topk(k: int) -> Target:
     Traceback (most recent call last):
     ValueError: k: expected an integer >= 1; got 0
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not hasattr(k, "__index__"):
+        raise TypeError(f"k: expected an integer >= 1; got {k!r}")
+    if int(k.__index__()) < 1:
         raise ValueError(f"k: expected an integer >= 1; got {k!r}")
-    return Target("topk", k)
+    return Target("topk", int(k.__index__()))
 
 
 def classes(indices: Sequence[int]) -> Target:
@@ -132,6 +138,8 @@ def classes(indices: Sequence[int]) -> Target:
     values = tuple(_class_index(i, "classes") for i in _as_sequence(indices, "classes"))
     if not values:
         raise ValueError("classes: expected at least one class index")
+    if len(set(values)) != len(values):
+        raise ValueError(f"classes: each class may appear once; got {list(values)}")
     return Target("classes", values)
 
 
@@ -162,8 +170,7 @@ def as_target(target: Any) -> Target:
         return Target(target)
     if callable(target) and not hasattr(target, "tolist"):
         return Target("fn", Ref(target, f"fn:{id(target)}"))
-    is_scalar = hasattr(target, "__index__") and getattr(target, "ndim", 0) == 0
-    if is_scalar:
+    if getattr(target, "ndim", None) == 0 or isinstance(target, (int, float)):
         return Target("index", _class_index(target))
     values = tuple(_class_index(v) for v in _as_sequence(target, "target"))
     return Target("per_sample", values)

@@ -11,7 +11,7 @@ import torch
 def _check_tensor(name: str, output: object) -> torch.Tensor:
     if not isinstance(output, torch.Tensor):
         raise TypeError(
-            f"layer {name!r} returns {type(output).__name__}; only layers whose output is "
+            f"layer: {name!r} returns {type(output).__name__}; only layers whose output is "
             "a single tensor can be attributed"
         )
     return output
@@ -45,8 +45,12 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
                         f"layer {name!r} is called more than once in one forward pass; "
                         "attributing a reused layer is not supported"
                     )
-                acts[name] = _check_tensor(name, out)
-                return acts[name].clone()
+                act = _check_tensor(name, out)
+                if torch.is_grad_enabled() and not act.requires_grad:
+                    # e.g. a layer that only reads (frozen) parameters: still attributable.
+                    act = act.detach().requires_grad_(True)
+                acts[name] = act
+                return act.clone()
 
             stack.callback(modules[name].register_forward_hook(hook).remove)
         yield acts

@@ -10,19 +10,42 @@ import numpy as np
 import torch
 
 
-def as_inputs(inputs: Any) -> torch.Tensor:
-    """Validate a batch of inputs ``[N, ...]``: a finite floating tensor (NumPy accepted).
+def model_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The floating dtype of the module's first floating parameter or buffer, if any.
 
     Examples
     --------
-    >>> as_inputs(np.zeros((2, 3), dtype=np.float32)).shape
-    torch.Size([2, 3])
+    >>> model_dtype(torch.nn.Linear(2, 2).double()), model_dtype(torch.nn.ReLU())
+    (torch.float64, None)
+    """
+    for t in [*module.parameters(), *module.buffers()]:
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Validate a batch of inputs ``[N, ...]``: a finite floating tensor of the model's dtype.
+
+    NumPy arrays are copied into a tensor of ``dtype`` (NumPy's default float64 would not
+    match a float32 model); a tensor of another floating dtype is refused.
+
+    Examples
+    --------
+    >>> as_inputs(np.zeros((2, 3)), torch.float32).dtype
+    torch.float32
+    >>> as_inputs(torch.zeros(2, 3, dtype=torch.float64), torch.float32)
+    Traceback (most recent call last):
+    TypeError: inputs: dtype torch.float64 does not match the model's torch.float32; convert with inputs.to(torch.float32)
     >>> as_inputs(torch.zeros(3))
     Traceback (most recent call last):
     ValueError: inputs: expected a batch [N, ...] with at least 2 dimensions; got shape (3,)
     """
     if isinstance(inputs, np.ndarray):
-        inputs = torch.from_numpy(inputs)
+        floating = inputs.dtype.kind == "f"
+        inputs = (
+            torch.tensor(inputs, dtype=dtype) if floating and dtype else torch.from_numpy(inputs)
+        )
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(
             f"inputs: expected a torch.Tensor of shape [N, ...]; got {type(inputs).__name__}"
@@ -35,6 +58,12 @@ def as_inputs(inputs: Any) -> torch.Tensor:
         raise ValueError("inputs: the batch is empty (N = 0)")
     if not inputs.is_floating_point():
         raise TypeError(f"inputs: expected a floating-point tensor; got dtype {inputs.dtype}")
+    if dtype is not None and inputs.dtype != dtype:
+        raise TypeError(
+            f"inputs: dtype {inputs.dtype} does not match the model's {dtype}; "
+            f"convert with inputs.to({dtype})"
+        )
+    inputs = ordinary(inputs)
     bad = int((~torch.isfinite(inputs)).sum())
     if bad:
         raise ValueError(f"inputs: {bad} value(s) are NaN or infinite; inputs must be finite")
@@ -68,7 +97,7 @@ def as_labels(labels: Any, n: int, num_classes: int | None) -> torch.Tensor:
     if labels.ndim != 1 or labels.shape[0] != n:
         got = labels.shape[0] if labels.ndim == 1 else f"shape {tuple(labels.shape)}"
         raise ValueError(f"labels: expected {n} labels, one per input sample; got {got}")
-    labels = labels.long()
+    labels = ordinary(labels).long()
     if len(labels) and int(labels.min()) < 0:
         raise ValueError(f"labels: expected class indices >= 0; got {int(labels.min())}")
     if num_classes is not None and len(labels) and int(labels.max()) >= num_classes:
@@ -89,6 +118,8 @@ def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
     Traceback (most recent call last):
     ValueError: baseline: shape (4,) is not broadcastable to the inputs' shape (2, 3)
     """
+    if isinstance(baseline, np.generic) and baseline.ndim == 0:
+        baseline = baseline.item()
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         if not np.isfinite(baseline):
             raise ValueError(f"baseline: expected a finite number; got {baseline}")
@@ -108,7 +139,22 @@ def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
         )
     if not bool(torch.isfinite(baseline).all()):
         raise ValueError("baseline: values must be finite")
-    return baseline
+    return ordinary(baseline)
+
+
+def ordinary(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor usable outside inference mode (inference tensors have no version counter).
+
+    Examples
+    --------
+    >>> with torch.inference_mode():
+    ...     t = torch.zeros(2)
+    >>> ordinary(t).is_inference()
+    False
+    """
+    if tensor.is_inference():
+        return tensor.clone()
+    return tensor
 
 
 def content_token(tensor: torch.Tensor) -> str:
@@ -135,7 +181,8 @@ def check_unchanged(tensor: torch.Tensor, token: str, argument: str) -> None:
     Traceback (most recent call last):
     ValueError: inputs: the tensor was modified in place after the query was built; build the query again with model.on(...)
     """
-    if token.startswith("tensor:") and fingerprint(tensor) != token:
+    now = fingerprint(tensor) if token.startswith("tensor:") else content_token(tensor)
+    if now != token:
         raise ValueError(
             f"{argument}: the tensor was modified in place after the query was built; "
             "build the query again with model.on(...)"

@@ -43,7 +43,7 @@ def execute(job: SourceJob) -> JobResult:
     True
     """
     module = job.module
-    device = device_of(module)
+    device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
     results: dict[str, TaskResult] = {}

@@ -43,12 +43,12 @@ def target_gradients(
             outputs, wrt, one_hot[0], retain_graph=retain_graph, allow_unused=True
         )
         return _or_zeros(grad, wrt)[None]
-    try:
+    try:  # keep the graph: the fallback loop below needs it if vmap fails part-way
         (grad,) = torch.autograd.grad(
             outputs,
             wrt,
             one_hot,
-            retain_graph=retain_graph,
+            retain_graph=True,
             is_grads_batched=True,
             allow_unused=True,
         )

@@ -57,8 +57,8 @@ def guarded(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
             p.requires_grad_(flag)
 
 
-def device_of(module: torch.nn.Module) -> torch.device:
-    """The device of the module's first parameter or buffer (CPU when it has none).
+def device_of(module: torch.nn.Module, default: torch.device | None = None) -> torch.device:
+    """The device of the module's first parameter or buffer (else ``default``, else CPU).
 
     Examples
     --------
@@ -69,7 +69,7 @@ def device_of(module: torch.nn.Module) -> torch.device:
         return t.device
     for t in module.buffers():
         return t.device
-    return torch.device("cpu")
+    return default or torch.device("cpu")
 
 
 def _user_stacklevel() -> int:

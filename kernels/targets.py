@@ -32,6 +32,10 @@ def class_rows(
         rows = logits.argmax(dim=1)[None]
     elif kind == "label":
         assert labels is not None
+        if int(labels.max()) >= c:
+            raise ValueError(
+                f"labels: label {int(labels.max())} is out of range for a model with {c} outputs"
+            )
         rows = labels.to(device)[None]
     elif kind == "topk":
         assert isinstance(value, int)

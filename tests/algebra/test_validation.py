@@ -51,7 +51,8 @@ def test_topk_larger_than_classes(q):
     [
         (-1, ValueError, "class index >= 0"),
         (True, TypeError, "expected an integer class index"),
-        (1.5, TypeError, "sequence of integers"),
+        (1.5, TypeError, "expected an integer class index; got 1.5"),
+        (torch.tensor(1.0), TypeError, "expected an integer class index"),
         ("prediction", ValueError, "unknown value 'prediction'.*Did you mean 'pred'"),
         ([0, 1], ValueError, r"one class per sample \(5\); got 2"),
     ],
@@ -169,7 +170,7 @@ def test_labels_and_dims_given_as_strings(mlp, features):
         TypeError, match="labels: expected integers, one per sample; got float64 values"
     ):
         m.on(features, labels=[0.5] * 5)
-    with pytest.raises(TypeError, match="dims: expected a sequence of names; got the string 'f'"):
+    with pytest.raises(TypeError, match=r"dims: expected a sequence of names \(str\); got 'f'"):
         m.on(features, dims="f")
 
 
@@ -197,3 +198,62 @@ def test_layer_not_called_in_forward(features):
     ):
         ia.model(net).on(features).layer("unused").saliency(0).compute()
     assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_numpy_inputs_take_the_models_dtype_and_torch_mismatches_are_refused(mlp, features):
+    m = ia.model(mlp)
+    r = m.on(features.numpy().astype(np.float64)).saliency(0).compute()
+    assert r.shape == (5, 6)
+    with pytest.raises(
+        TypeError, match=r"inputs: dtype torch\.float64 does not match the model's torch\.float32"
+    ):
+        m.on(features.double())
+
+
+def test_class_names_must_match_the_model_outputs(mlp, features):
+    with pytest.raises(
+        ValueError, match="classes: 2 class names were given, but the model has 4 outputs"
+    ):
+        ia.model(mlp, classes=["a", "b"]).on(features).saliency("pred").compute()
+
+
+def test_out_of_range_labels_without_class_names_name_labels(mlp, features):
+    with pytest.raises(
+        ValueError, match="labels: label 7 is out of range for a model with 4 outputs"
+    ):
+        ia.model(mlp).on(features, labels=[0, 1, 2, 3, 7]).saliency("label").compute()
+
+
+def test_labels_changed_in_place_are_refused(mlp, features):
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    expr = ia.model(mlp).on(features, labels=labels).saliency("label")
+    labels[0] = 3
+    with pytest.raises(ValueError, match="labels: the tensor was modified in place"):
+        expr.compute()
+
+
+def test_numpy_scalars_and_wrong_types(q):
+    assert (
+        q.integrated_gradients(
+            ia.topk(np.int64(2)), steps=np.int64(3), baseline=np.float32(0.5)
+        ).node
+        is not None
+    )
+    with pytest.raises(TypeError, match=r"steps: expected an integer >= 1; got 1\.5"):
+        q.integrated_gradients(0, steps=1.5)
+    with pytest.raises(TypeError, match="k: expected an integer >= 1"):
+        ia.topk(2.0)
+    with pytest.raises(ValueError, match=r"classes: each class may appear once; got \[1, 1\]"):
+        ia.classes([1, 1])
+    with pytest.raises(TypeError, match="ids: expected one id per sample; got the string"):
+        ia.model(torch.nn.Linear(6, 4).eval()).on(torch.zeros(5, 6), ids="abcde")
+
+
+def test_long_per_sample_targets_are_shortened(mlp):
+    x = torch.zeros(20, 6)
+    expr = ia.model(mlp).on(x).saliency(list(range(4)) * 5)
+    assert "... (20 samples)" in repr(expr) and len(repr(expr)) < 100
+
+
+def test_empty_dict_computes_to_empty_dict():
+    assert ia.compute({}) == {}

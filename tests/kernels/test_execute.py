@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
@@ -133,3 +134,61 @@ def test_cuda_results_equal_cpu_and_stay_on_device(cnn, images):
     torch.testing.assert_close(
         torch.as_tensor(on_gpu.values), torch.as_tensor(on_cpu.values), rtol=1e-4, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("layer", [None, "0"])
+def test_fallback_keeps_the_graph_on_the_integration_path(mlp, features, layer):
+    custom = nn.Sequential(mlp.fc1, CustomTanh(), mlp.fc2).eval()
+    q = ia.model(custom).on(features)
+    q_ref = ia.model(mlp).on(features)
+    if layer is not None:
+        q, q_ref = q.layer(layer), q_ref.layer("fc1")
+    ours = q.integrated_gradients("all", steps=5).compute()
+    reference = q_ref.integrated_gradients("all", steps=5).compute()
+    torch.testing.assert_close(
+        torch.as_tensor(ours.values), torch.as_tensor(reference.values), rtol=1e-5, atol=1e-7
+    )
+
+
+class Embedding(nn.Module):
+    def __init__(self, p: nn.Parameter) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.p.expand(x.shape[0], -1)
+
+
+def test_layer_whose_output_depends_only_on_parameters(mlp, features):
+    torch.manual_seed(0)
+    p = nn.Parameter(torch.randn(1, 6))
+    embed = Embedding(p)
+    net = nn.Sequential()
+    net.add_module("embed", embed)
+    net.add_module("head", mlp)
+    net.eval()
+    r = ia.model(net).on(features).layer("embed").input_x_gradient(0).compute()
+    # d out_0 / d embed = gradient of the MLP at p, times p
+    x = p.detach().expand(5, 6).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(mlp(x)[:, 0].sum(), x)
+    torch.testing.assert_close(torch.as_tensor(r.values), g * p.detach())
+    assert p.requires_grad and p.grad is None
+
+
+def test_half_precision_results_become_float32(mlp, features):
+    r = ia.model(mlp.to(torch.bfloat16)).on(features.to(torch.bfloat16)).saliency("all").compute()
+    assert r.dtype == np.float32
+
+
+def test_parameterless_model_runs_on_the_inputs_device(features):
+    net = nn.Sequential(nn.Tanh(), nn.Softmax(dim=1)).eval()
+    r = ia.model(net).on(features).saliency(0).compute()
+    assert r.shape == (5, 6)
+
+
+def test_inference_mode_tensors_are_accepted(mlp):
+    with torch.inference_mode():
+        x = torch.randn(3, 6)
+        labels = torch.tensor([0, 1, 2])
+    r = ia.model(mlp).on(x, labels=labels).saliency("label").compute()
+    assert r.shape == (3, 6)
