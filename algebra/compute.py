@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import xarray as xr
@@ -12,7 +13,7 @@ from .expr import Expr
 from .kernels.checks import check_unchanged
 from .kernels.execute import execute
 from .nodes import Ref
-from .operators import Attribution, Source
+from .operators import Attribution
 from .results import to_dataarray
 
 
@@ -39,20 +40,10 @@ def _check_data(nodes: list[Attribution]) -> None:
     # the expression describes, and computing it would be silently wrong.
     for root in nodes:
         for node in root.walk():
-            refs = [(node.inputs, "inputs")] if isinstance(node, Source) else []
-            if isinstance(node, Source) and node.labels is not None:
-                refs.append((node.labels, "labels"))
-            refs += [(v, k) for k, v in getattr(node, "params", ()) if isinstance(v, Ref)]
-            for ref, argument in refs:
-                check_unchanged(ref.value, ref.token, argument)
-
-
-def _check_classes(source: Source, outputs: int) -> None:
-    names = source.wrapped_model.classes
-    if names is not None and len(names) != outputs:
-        raise ValueError(
-            f"classes: {len(names)} class names were given, but the model has {outputs} outputs"
-        )
+            named = [(f.name, getattr(node, f.name)) for f in fields(node)]
+            for argument, value in named + list(getattr(node, "params", ())):
+                if isinstance(value, Ref):
+                    check_unchanged(value.value, value.token, argument)
 
 
 def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
@@ -83,9 +74,8 @@ def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     by_token = {n.token: n for n in nodes}
     _check_data(list(by_token.values()))
     results: dict[str, xr.DataArray] = {}
-    for source, job in planner.plan(list(by_token.values())):
+    for _, job in planner.plan(list(by_token.values())):
         out = execute(job)
-        _check_classes(source, out.logits.shape[1])
         for task in job.tasks:
             results[task.key] = to_dataarray(by_token[task.key], out.tasks[task.key], out.logits)
     if mapping is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
@@ -34,6 +35,25 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     if not matches:
         return ""
     return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+def positive_integer(value: Any, argument: str) -> int:
+    """Validate an integer >= 1 (NumPy and torch integers accepted).
+
+    Examples
+    --------
+    >>> positive_integer(3, "steps")
+    3
+    >>> positive_integer(0, "k")
+    Traceback (most recent call last):
+    ValueError: k: expected an integer >= 1; got 0
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{argument}: expected an integer >= 1; got {value!r}")
+    number = int(value.__index__())
+    if number < 1:
+        raise ValueError(f"{argument}: expected an integer >= 1; got {number!r}")
+    return number
 
 
 def unknown_name(argument: str, value: str, choices: Iterable[str]) -> ValueError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import unknown_name
+from .errors import positive_integer, unknown_name
 from .kernels.plan import INTEGRATION_RULES
 
 
@@ -60,11 +60,7 @@ def check_steps(steps: Any, rule: str) -> int:
     Traceback (most recent call last):
     ValueError: steps: expected an integer >= 1; got 0
     """
-    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
-        raise TypeError(f"steps: expected an integer >= 1; got {steps!r}")
-    steps = int(steps.__index__())
-    if steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1; got {steps!r}")
+    steps = positive_integer(steps, "steps")
     if rule == "riemann_trapezoid" and steps < 2:
         raise ValueError("steps: riemann_trapezoid needs at least 2 steps (both end points)")
     return steps

@@ -68,7 +68,8 @@ def plan(nodes: list[Attribution]) -> list[tuple[Source, SourceJob]]:
         source = source_of(node.view)
         if source.token not in jobs:
             labels = None if source.labels is None else source.labels.value
-            job = SourceJob(source.wrapped_model.module, source.inputs.value, labels)
+            model = source.wrapped_model
+            job = SourceJob(model.module, source.inputs.value, labels, outputs=model.num_classes)
             jobs[source.token] = (source, job)
         jobs[source.token][1].tasks.append(task_for(node))
     return list(jobs.values())

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import unknown_name
+from .errors import positive_integer, unknown_name
 from .nodes import Ref
 
 NAMED = ("pred", "label", "all")
@@ -120,11 +120,7 @@ def topk(k: int) -> Target:
     Traceback (most recent call last):
     ValueError: k: expected an integer >= 1; got 0
     """
-    if isinstance(k, bool) or not hasattr(k, "__index__"):
-        raise TypeError(f"k: expected an integer >= 1; got {k!r}")
-    if int(k.__index__()) < 1:
-        raise ValueError(f"k: expected an integer >= 1; got {k!r}")
-    return Target("topk", int(k.__index__()))
+    return Target("topk", positive_integer(k, "k"))
 
 
 def classes(indices: Sequence[int]) -> Target:

@@ -54,6 +54,11 @@ def execute(job: SourceJob) -> JobResult:
         with torch.set_grad_enabled(first.grad), captured(module, first.capture) as acts:
             outputs = _forward(module, x_in)
         logits = outputs.detach()
+        if job.outputs is not None and logits.shape[1] != job.outputs:
+            raise ValueError(
+                f"classes: {job.outputs} class names were given, but the model has "
+                f"{logits.shape[1]} outputs"
+            )
         rows = {t.key: class_rows(t.target, logits, labels) for t in job.tasks}
         for task in first.backward:
             wrt = x_in if task.layer is None else acts[task.layer]

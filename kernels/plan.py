@@ -58,12 +58,17 @@ class GradTask:
 
 @dataclass
 class SourceJob:
-    """All tasks on one model and one batch of inputs."""
+    """All tasks on one model and one batch of inputs.
+
+    ``outputs`` is the number of model outputs the caller expects (from class names), checked
+    after the first forward pass so a mismatch fails before the expensive passes.
+    """
 
     module: Any
     inputs: Any
     labels: Any = None
     tasks: list[GradTask] = field(default_factory=list)
+    outputs: int | None = None
 
 
 @dataclass(frozen=True)
