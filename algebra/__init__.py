@@ -11,7 +11,9 @@ labelled ``xarray`` results::
 from .compute import compute, explain
 from .expr import Expr
 from .model import Model, model
+from .options import options, set_options
 from .query import Query
+from .session import Session, session
 from .targets import Target, classes, topk
 
 __version__ = "0.1.0"
@@ -20,10 +22,14 @@ __all__ = [
     "Expr",
     "Model",
     "Query",
+    "Session",
     "Target",
     "classes",
     "compute",
     "explain",
     "model",
+    "options",
+    "session",
+    "set_options",
     "topk",
 ]

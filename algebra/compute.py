@@ -9,12 +9,17 @@ from typing import Any
 import xarray as xr
 
 from . import planner
+from .explain import Cut, JobSizes, explain_text
 from .expr import Expr
-from .kernels.checks import check_unchanged
+from .kernels.checks import check_unchanged, state_token
 from .kernels.execute import execute
+from .kernels.guard import device_of
+from .kernels.sizing import budget_of, classes_of, group_rows, sizing
 from .nodes import Ref
-from .operators import Attribution
+from .operators import Attribution, source_of
 from .results import to_dataarray
+from .session import Session, memo_key
+from .session import session as current_session
 
 
 def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Attribution], Mapping[Any, Any] | None]:
@@ -46,17 +51,31 @@ def _check_data(nodes: list[Attribution]) -> None:
                     check_unchanged(value.value, value.token, argument)
 
 
-def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
+def _check_optimize(optimize: Any) -> bool:
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize: expected True or False; got {optimize!r}")
+    return optimize
+
+
+def compute(
+    *exprs: Any, optimize: bool = True, session: Session | None = None
+) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     """Execute expressions together and return their labelled results.
 
-    Identical sub-expressions are computed once. Results mirror the arguments: a tuple
-    for positional expressions, a dict with the same keys for one dict (results of
-    different shapes cannot share one ``xarray.Dataset``; call ``xarray.Dataset(result)``
-    when they align).
+    The optimizer merges identical sub-expressions, shares forward passes and fuses
+    backward passes across all the expressions; results already in the session's memo
+    are reused. Results mirror the arguments: a tuple for positional expressions, a dict
+    with the same keys for one dict (results of different shapes cannot share one
+    ``xarray.Dataset``; call ``xarray.Dataset(result)`` when they align).
 
     Parameters
     ----------
     *exprs : Expr, or one dict of name -> Expr
+    optimize : bool, default True
+        ``False`` runs every expression on its own, one backward per target, unchunked
+        (the baseline that fused runs are compared with).
+    session : Session, optional
+        The memo to use (default: :func:`algebra.session`).
 
     Returns
     -------
@@ -71,27 +90,70 @@ def compute(*exprs: Any) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     3
     """
     nodes, mapping = _nodes(exprs)
+    optimize = _check_optimize(optimize)
+    if session is not None and not isinstance(session, Session):
+        raise TypeError(f"session: expected an ia.Session; got {type(session).__name__}")
+    memo = session if session is not None else current_session()
     by_token = {n.token: n for n in nodes}
     _check_data(list(by_token.values()))
+    modules = {id(m): m for m in (source_of(n.view).wrapped_model.module for n in nodes)}
+    states = {key: state_token(m) for key, m in modules.items()}
     results: dict[str, xr.DataArray] = {}
-    for _, job in planner.plan(list(by_token.values())):
-        out = execute(job)
-        for task in job.tasks:
-            results[task.key] = to_dataarray(by_token[task.key], out.tasks[task.key], out.logits)
+    missing = []
+    for token, node in by_token.items():
+        cached = memo.get(memo_key(node, states))
+        if cached is None:
+            missing.append(node)
+        else:
+            results[token] = cached
+    memo.hits += len(by_token) - len(missing)
+    memo.misses += len(missing)
+    for entry in planner.plan(missing, planner.flags(optimize)):
+        out = execute(entry.job)
+        for result in entry.job.results:
+            node = entry.nodes[result.key]
+            array = to_dataarray(node, out.tasks[result.key], out.logits)
+            results[result.key] = array
+            memo.put(memo_key(node, states), array, node)
     if mapping is not None:
         return {key: results[n.token] for key, n in zip(mapping, nodes, strict=True)}
     return tuple(results[n.token] for n in nodes)
 
 
-def explain(*exprs: Any) -> str:
-    """The plan that :func:`compute` would run for the same arguments, as text.
+def explain(*exprs: Any, optimized: bool = True) -> str:
+    """The plan that :func:`compute` would run for the same arguments, stage by stage.
+
+    Shows the expressions as written (logical), after merging (simplified), grouped by
+    the points the model is evaluated at (physical), the passes after fusion with their
+    batch sizes, and the chunks under the memory budget. Runs nothing.
+
+    Parameters
+    ----------
+    *exprs : Expr, or one dict of name -> Expr
+    optimized : bool, default True
+        ``False`` shows the plan of ``compute(..., optimize=False)``.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
     >>> import torch, algebra as ia
     >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-    >>> print(ia.explain(q.saliency(0), q.saliency(0)).splitlines()[0])
-    plan: 1 expression on 1 batch of inputs
+    >>> print(ia.explain(q.saliency(0), q.input_x_gradient(0)).splitlines()[-1])
+    total: 1 forward (2 rows), 1 backward
     """
     nodes, _ = _nodes(exprs)
-    return planner.explain(nodes)
+    rules = planner.flags(_check_optimize(optimized))
+    planned = planner.plan(nodes, rules)
+    sizes, shared = [], []
+    for entry in planned:
+        job = entry.job
+        device = device_of(job.module, default=job.inputs.device)
+        cut, measured = sizing(job)
+        cuts = [Cut(c.per_chunk, c.chunks, c.targets_per_backward) for c in cut]
+        classes = classes_of(job, job.inputs[:1].to(device)) if measured else None
+        sizes.append(JobSizes(budget_of(job, device), cuts, measured, classes))
+        shared.append([group_rows(g, job.inputs) == 1 for g in job.groups])
+    return explain_text(nodes, planned, sizes, rules, shared)

@@ -22,8 +22,8 @@ class Expr:
 
         return f"Expr({describe(self.node)})"
 
-    def compute(self) -> xarray.DataArray:
-        """Run the expression and return its labelled result.
+    def compute(self, optimize: bool = True) -> xarray.DataArray:
+        """Run the expression and return its labelled result (see :func:`algebra.compute`).
 
         Examples
         --------
@@ -34,11 +34,16 @@ class Expr:
         """
         from .compute import compute
 
-        (result,) = compute(self)
+        (result,) = compute(self, optimize=optimize)
         return result
 
-    def explain(self) -> str:
-        """The plan: the forward and backward passes that :meth:`compute` will run.
+    def explain(self, optimized: bool = True) -> str:
+        """The plan, stage by stage: the passes that :meth:`compute` will run.
+
+        Parameters
+        ----------
+        optimized : bool, default True
+            ``False`` shows the plan of ``compute(optimize=False)``.
 
         Examples
         --------
@@ -46,14 +51,20 @@ class Expr:
         >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
         >>> print(q.saliency("pred").explain())
         plan: 1 expression on 1 batch of inputs
-        model 'lin' on inputs [2, 4]
-          forward  inputs                    batch 2  (with gradients)
-            backward saliency(target='pred', abs=True) wrt input: 1 target x 2 rows
+        logical: 1 expression
+          saliency(target='pred', abs=True)
+        simplified: 1 unique expression, 1 gradient request
+        physical: model 'lin' on inputs [2, 4]: 1 point set
+          inputs (2 rows): pred wrt input
+        fused:
+          forward inputs (2 rows; with gradients)
+            1 backward: 1 target wrt input
+        chunked: every pass fits the memory budget in one chunk
         total: 1 forward (2 rows), 1 backward
         """
         from .compute import explain
 
-        return explain(self)
+        return explain(self, optimized=optimized)
 
     def graph(self) -> networkx.DiGraph:
         """The expression as a ``networkx.DiGraph``, edges from inputs to consumers.

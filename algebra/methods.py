@@ -13,23 +13,38 @@ from .kernels.plan import INTEGRATION_RULES
 class Method:
     """An attribution method: how its gradient is used and which parameters it takes.
 
-    ``times_input`` multiplies the (integrated) gradient by the input or activation,
-    ``path`` integrates along a path from a baseline (integrated gradients).
+    ``output`` says how the result comes from the gradient (the kernel's ``Output.kind``):
+    ``gradient``, ``times_input`` (times the input or activation), ``grad_cam`` or
+    ``integrated`` (along a path from a baseline). ``needs_layer`` methods attribute a
+    layer's activation only.
     """
 
     name: str
-    times_input: bool
-    path: bool
+    output: str
     summary: str
+    needs_layer: bool = False
+
+    @property
+    def path(self) -> bool:
+        """Whether the method integrates along a path of points."""
+        return self.output == "integrated"
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("saliency", False, False, "gradient of the target score"),
-        Method("input_x_gradient", True, False, "gradient times input"),
+        Method("saliency", "gradient", "gradient of the target score"),
+        Method("input_x_gradient", "times_input", "gradient times input"),
         Method(
-            "integrated_gradients", True, True, "path-integrated gradient times (input - baseline)"
+            "integrated_gradients",
+            "integrated",
+            "path-integrated gradient times (input - baseline)",
+        ),
+        Method(
+            "grad_cam",
+            "grad_cam",
+            "layer channels weighted by their mean gradient",
+            needs_layer=True,
         ),
     )
 }
@@ -40,11 +55,11 @@ def method(name: str) -> Method:
 
     Examples
     --------
-    >>> method("saliency").times_input
-    False
+    >>> method("saliency").output
+    'gradient'
     >>> method("integrated_gradient")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
     """
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)

@@ -90,8 +90,14 @@ class Attribution(Node):
     op = "attribution"
 
     def validate(self) -> None:
-        lookup_method(self.method)
+        spec = lookup_method(self.method)
         source = source_of(self.view)
+        if spec.needs_layer and layer_of(self.view) is None:
+            names = source.wrapped_model.layer_names
+            raise ValueError(
+                f"{self.method}: select a layer first, e.g. q.layer({names[-1] if names else 'name'!r})"
+                f".{self.method}(...); it attributes a layer's activation, not the input"
+            )
         model = source.wrapped_model
         self.target.check(source.n, model.num_classes, source.labels is not None)
 

@@ -1,11 +1,26 @@
-"""The planner: turns attribution nodes into kernel jobs, and prints the plan."""
+"""The optimizer: attribution nodes become kernel jobs, through named, switchable stages.
+
+logical (the expressions as written) -> simplified (common sub-expressions merged; one
+gradient request per target, layer and point set, so saliency and input-x-gradient of a
+target share a gradient) -> physical (requests grouped by model, inputs and the points the
+model is evaluated at) -> fused (one forward per point set, one batched backward over all
+its targets and layers) -> chunked (sized at run time by the kernels, under
+``ia.options.memory_budget``). Each rule has a flag in ``ia.options.optimizer``.
+"""
 
 from __future__ import annotations
 
-from .kernels.plan import GradTask, Pass, PathSpec, SourceJob, TargetSpec, passes
+from dataclasses import dataclass
+
+from .kernels.plan import ExecConfig, Group, Job, Output, PathSpec, Points, Request, TargetSpec
 from .methods import method as lookup_method
 from .nodes import Ref
 from .operators import Attribution, Source, layer_of, source_of
+from .options import OptimizerOptions, options
+
+NO_OPTIMIZATION = OptimizerOptions(
+    simplify=False, share_forward=False, fuse_targets=False, share_paths=False, chunk=False
+)
 
 
 def describe(node: Attribution, with_layer: bool = True) -> str:
@@ -27,121 +42,128 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     return f"{node.method}({', '.join(params)}){at}"
 
 
-def task_for(node: Attribution) -> GradTask:
-    """The kernel task that computes ``node``.
+def flags(optimize: bool = True) -> OptimizerOptions:
+    """The optimizer rules in force: ``ia.options.optimizer``, or none when not ``optimize``.
+
+    Examples
+    --------
+    >>> flags(optimize=False).fuse_targets, flags().fuse_targets
+    (False, True)
+    """
+    return options.optimizer if optimize else NO_OPTIMIZATION
+
+
+def _points(node: Attribution, rules: OptimizerOptions, key: str) -> Points:
+    if not lookup_method(node.method).path:
+        return Points("inputs", owner="" if rules.share_forward else key)
+    opts = node.options
+    baseline = dict(node.params)["baseline"]
+    baseline_key = baseline.token if isinstance(baseline, Ref) else repr(baseline)
+    path = PathSpec(opts["steps"], opts["method"], opts["baseline"], baseline_key)
+    return Points("path", path, layer_of(node.view), owner="" if rules.share_paths else key)
+
+
+def _target(node: Attribution) -> TargetSpec:
+    value = node.target.value
+    return TargetSpec(node.target.kind, value.value if isinstance(value, Ref) else value)  # type: ignore[arg-type]
+
+
+@dataclass
+class Planned:
+    """One job with the nodes it computes; ``requests`` maps request keys to node tokens."""
+
+    source: Source
+    job: Job
+    nodes: dict[str, Attribution]
+
+
+def plan(nodes: list[Attribution], rules: OptimizerOptions | None = None) -> list[Planned]:
+    """Group unique nodes by source (model and inputs) into jobs of point-set groups.
 
     Examples
     --------
     >>> import torch, algebra as ia
     >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-    >>> task = task_for(q.integrated_gradients("pred", steps=8).node)
-    >>> task.target, task.times_input, task.path.steps
-    (TargetSpec(kind='pred', value=None), True, 8)
+    >>> [planned] = plan([q.saliency(0).node, q.input_x_gradient(0).node])
+    >>> [len(g.requests) for g in planned.job.groups]
+    [1]
     """
-    spec = lookup_method(node.method)
-    options = node.options
-    target = node.target
-    value = target.value.value if isinstance(target.value, Ref) else target.value
-    path = PathSpec(options["steps"], options["method"], options["baseline"]) if spec.path else None
-    return GradTask(
-        key=node.token,
-        target=TargetSpec(target.kind, value),  # type: ignore[arg-type]
-        layer=layer_of(node.view),
-        times_input=spec.times_input,
-        absolute=bool(options.get("abs", False)),
-        path=path,
-    )
-
-
-def plan(nodes: list[Attribution]) -> list[tuple[Source, SourceJob]]:
-    """Group unique nodes by their source (model and inputs): one job per source.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-    >>> [len(job.tasks) for _, job in plan([q.saliency(0).node, q.input_x_gradient(1).node])]
-    [2]
-    """
-    jobs: dict[str, tuple[Source, SourceJob]] = {}
+    rules = rules or options.optimizer
+    planned: dict[str, Planned] = {}
+    groups: dict[tuple[str, str], Group] = {}
     for node in {n.token: n for n in nodes}.values():
         source = source_of(node.view)
-        if source.token not in jobs:
+        if source.token not in planned:
             labels = None if source.labels is None else source.labels.value
             model = source.wrapped_model
-            job = SourceJob(model.module, source.inputs.value, labels, outputs=model.num_classes)
-            jobs[source.token] = (source, job)
-        jobs[source.token][1].tasks.append(task_for(node))
-    return list(jobs.values())
+            config = ExecConfig(
+                rules.chunk, options.memory_budget, options.precision, options.compile
+            )
+            job = Job(model.module, source.inputs.value, labels, outputs=model.num_classes)
+            job.config = config
+            planned[source.token] = Planned(source, job, {})
+            groups[(source.token, Points("inputs").key)] = Group(Points("inputs"))
+            job.groups.append(groups[(source.token, Points("inputs").key)])
+        entry = planned[source.token]
+        entry.nodes[node.token] = node
+        _add(node, entry.job, groups, source.token, rules)
+    for entry in planned.values():
+        order = {"inputs": 0, "baseline": 1, "path": 2}
+        entry.job.groups.sort(key=lambda g: (order[g.points.kind], g.points.owner != ""))
+    return list(planned.values())
 
 
-def _targets(node: Attribution, num_classes: int | None) -> str:
-    kind, value = node.target.kind, node.target.value
-    count = {"topk": value, "classes": len(value) if isinstance(value, tuple) else 0}.get(kind, 1)
-    if kind == "all":
-        count = num_classes if num_classes is not None else "C"
-    return f"{count} target{'s' if count != 1 else ''}"
-
-
-def _pass_lines(
-    p: Pass, n: int, nodes: dict[str, Attribution], num_classes: int | None
-) -> list[str]:
-    rows = p.batch_per_sample * n
-    if p.kind == "inputs":
-        what = "inputs"
-    elif p.kind == "baseline":
-        what = f"baseline activations of layer {p.capture[0]!r}"
-    else:
-        assert p.task is not None and p.task.path is not None
-        what = f"path: {p.task.path.steps} steps x {n} samples ({p.task.path.rule})"
-    notes = ["with gradients" if p.grad else "no gradients"]
-    if p.capture and p.kind == "inputs":
-        notes.append("capture " + ", ".join(repr(c) for c in p.capture))
-    lines = [f"  forward  {what:<25} batch {rows}  ({'; '.join(notes)})"]
-    for task in p.backward:
-        node = nodes[task.key]
-        wrt = f"layer {task.layer!r}" if task.layer else "input"
-        batched = " (one batched backward)" if _targets(node, num_classes) != "1 target" else ""
-        lines.append(
-            f"    backward {describe(node, with_layer=False)} wrt {wrt}: "
-            f"{_targets(node, num_classes)} x {rows} rows{batched}"
-        )
-    return lines
-
-
-def explain(nodes: list[Attribution]) -> str:
-    """The text plan of what computing ``nodes`` runs: forward and backward passes, batch sizes.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(2, 4))
-    >>> print(explain([q.integrated_gradients("pred", steps=4).node]))
-    plan: 1 expression on 1 batch of inputs
-    model 'lin' on inputs [2, 4]
-      forward  inputs                    batch 2  (no gradients)
-      forward  path: 4 steps x 2 samples (gausslegendre) batch 8  (with gradients)
-        backward integrated_gradients(target='pred', steps=4, method='gausslegendre', baseline=0.0) wrt input: 1 target x 8 rows
-    total: 2 forwards (10 rows), 1 backward
-    """
-    by_token = {n.token: n for n in nodes}
-    jobs = plan(list(by_token.values()))
-    count = len(by_token)
-    lines = [
-        f"plan: {count} expression{'s' if count != 1 else ''} on {len(jobs)} "
-        f"batch{'es' if len(jobs) != 1 else ''} of inputs"
-    ]
-    forwards = backwards = rows = 0
-    for source, job in jobs:
-        model = source.wrapped_model
-        lines.append(f"model {model.name!r} on inputs {list(source.shape)}")
-        for p in passes(job):
-            lines += _pass_lines(p, source.n, by_token, model.num_classes)
-            forwards += 1
-            backwards += len(p.backward)
-            rows += p.batch_per_sample * source.n
-    lines.append(
-        f"total: {forwards} forward{'s' if forwards != 1 else ''} ({rows} rows), "
-        f"{backwards} backward{'s' if backwards != 1 else ''}"
+def _add(
+    node: Attribution,
+    job: Job,
+    groups: dict[tuple[str, str], Group],
+    source: str,
+    rules: OptimizerOptions,
+) -> None:
+    spec = lookup_method(node.method)
+    layer = layer_of(node.view)
+    target = _target(node)
+    owner_key = node.token
+    points = _points(node, rules, owner_key)
+    request_key = (
+        f"{points.key}|{node.target.token}|{layer}" if rules.simplify else f"{node.token}|grad"
     )
-    return "\n".join(lines)
+    group = _group(job, groups, source, points, rules)
+    if all(r.key != request_key for r in group.requests):
+        group.requests.append(Request(request_key, target, layer))
+    if layer is not None and spec.output in ("times_input", "grad_cam"):
+        group.capture = tuple(dict.fromkeys([*group.capture, layer]))
+    if layer is not None and spec.path:  # the path runs between two activations of the layer
+        inputs = groups[(source, Points("inputs").key)]
+        inputs.capture = tuple(dict.fromkeys([*inputs.capture, layer]))
+        base = _group(
+            job, groups, source, Points("baseline", points.path, owner=points.owner), rules
+        )
+        base.capture = tuple(dict.fromkeys([*base.capture, layer]))
+    opts = node.options
+    job.results.append(
+        Output(
+            node.token,
+            request_key,
+            spec.output,  # type: ignore[arg-type]
+            layer,
+            absolute=bool(opts.get("abs", False)),
+            relu=bool(opts.get("relu", False)),
+            upsample=bool(opts.get("upsample", False)),
+        )
+    )
+
+
+def _group(
+    job: Job,
+    groups: dict[tuple[str, str], Group],
+    source: str,
+    points: Points,
+    rules: OptimizerOptions,
+) -> Group:
+    key = (source, points.key)
+    if key not in groups:
+        groups[key] = Group(points, fuse_targets=rules.fuse_targets)
+        job.groups.append(groups[key])
+    groups[key].fuse_targets = rules.fuse_targets
+    return groups[key]

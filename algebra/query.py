@@ -134,3 +134,46 @@ class Query:
         ref = base if isinstance(base, float) else Ref(base, fingerprint(base))
         params = (("steps", check_steps(steps, rule)), ("method", rule), ("baseline", ref))
         return self._attribution("integrated_gradients", target, params)
+
+    def grad_cam(self, target: Any, relu: bool = True, upsample: bool = True) -> Expr:
+        """GradCAM of the selected layer: its channels weighted by their mean gradient.
+
+        With ``relu=False, upsample=False`` this is Captum's ``LayerGradCam``. It shares the
+        forward and the batched backward with every other gradient request on the inputs.
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+            The output(s) to explain.
+        relu : bool, default True
+            Keep only the positive evidence (the map's ReLU).
+        upsample : bool, default True
+            Resize the map bilinearly to the input's resolution (image inputs ``[N, C, H, W]``);
+            otherwise it stays on the layer's grid.
+
+        Returns
+        -------
+        Expr
+            Dims ``sample``, (``target``), ``y``, ``x``.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+        ...                           torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
+        >>> q = ia.model(net).on(torch.rand(2, 3, 8, 8))
+        >>> q.layer("1").grad_cam("all").compute().sizes
+        Frozen({'sample': 2, 'target': 2, 'y': 8, 'x': 8})
+        >>> q.layer("1").grad_cam(0, upsample=False).compute().sizes
+        Frozen({'sample': 2, 'y': 6, 'x': 6})
+        """
+        relu = check_flag(relu, "relu")
+        upsample = check_flag(upsample, "upsample")
+        shape = source_of(self.node).shape
+        if upsample and len(shape) != 4:
+            raise ValueError(
+                f"upsample: the map is resized to an image's [H, W], but the inputs have shape "
+                f"{list(shape)}; pass upsample=False"
+            )
+        params = (("relu", relu), ("upsample", upsample))
+        return self._attribution("grad_cam", target, params)

@@ -60,7 +60,7 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
     >>> from algebra.kernels.execute import execute
     >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> node = q.saliency(ia.topk(2)).node
-    >>> out = execute(plan([node])[0][1])
+    >>> out = execute(plan([node])[0].job)
     >>> to_dataarray(node, out.tasks[node.token], out.logits).dims
     ('sample', 'target', 'feature')
     """
@@ -69,7 +69,12 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
     target = node.target
     values = result.values
     layer = layer_of(node.view)
-    feature_dims = default_dims(values.ndim - 1) if layer else source.dims
+    if node.method == "grad_cam":  # channels are summed away: a map over the grid
+        feature_dims = (
+            ("y", "x")[-(values.ndim - 2) :] if values.ndim <= 4 else default_dims(values.ndim - 1)
+        )
+    else:
+        feature_dims = default_dims(values.ndim - 1) if layer else source.dims
     n = source.n
     sample = list(source.ids) if source.ids is not None else np.arange(n)
     coords: dict[str, Any] = {"sample": sample, "pred": ("sample", _numpy(logits.argmax(dim=1)))}

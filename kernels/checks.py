@@ -206,3 +206,26 @@ def fingerprint(tensor: torch.Tensor) -> str:
     False
     """
     return f"tensor:{id(tensor)}:{tensor._version}:{tuple(tensor.shape)}:{tensor.dtype}:{tensor.device}"
+
+
+def state_token(module: torch.nn.Module) -> str:
+    """A token of a module's parameters and buffers: identity, storage, version and sum.
+
+    Version counters catch in-place updates (optimizer steps, ``load_state_dict``); the
+    sums catch writes through ``.data``, which bypass the counters.
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 2)
+    >>> before = state_token(net)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.data.mul_(2)
+    >>> before == state_token(net)
+    False
+    """
+    tensors = [*module.parameters(), *module.buffers()]
+    parts = [f"{id(t)}:{t.data_ptr()}:{t._version}:{tuple(t.shape)}" for t in tensors]
+    floating = [t.detach().sum(dtype=torch.float64) for t in tensors if t.is_floating_point()]
+    sums = torch.stack(floating).tolist() if floating else []
+    text = "|".join(parts) + repr(sums)
+    return hashlib.sha1(text.encode()).hexdigest()

@@ -1,17 +1,30 @@
-"""Execute a :class:`~algebra.kernels.plan.SourceJob`: forward and backward passes on device."""
+"""Execute a :class:`~algebra.kernels.plan.Job`: chunked forward and batched backward passes.
+
+Groups run in order: the inputs (which give the logits that resolve data-dependent targets,
+and the layer activations later passes need), then baselines, then integration paths.
+Every group is cut into chunks that fit the memory budget; results stay on the model's
+device.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 
 from .capture import captured, replaced
+from .chunks import path_chunks, sample_chunks
 from .gradients import target_gradients
 from .guard import device_of, guarded
-from .paths import alphas_and_weights, integrate, path_points
-from .plan import GradTask, SourceJob, passes
-from .targets import class_rows
+from .memory import profiling
+from .paths import alphas_and_weights
+from .plan import ExecConfig, Group, Job, Output, Request
+from .postprocess import grad_cam
+from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
+from .targets import class_rows, pack
 
 
 @dataclass
@@ -24,20 +37,35 @@ class TaskResult:
 
 @dataclass
 class JobResult:
-    """What one job produced: the model's logits at the inputs and each task's result."""
+    """What one job produced: the model's logits at the inputs and each output's result."""
 
     logits: torch.Tensor
     tasks: dict[str, TaskResult]
 
 
-def execute(job: SourceJob) -> JobResult:
-    """Run every pass of ``job`` on the module's device; results stay on that device.
+@dataclass
+class _State:
+    """What earlier groups leave for later ones and for assembling the outputs."""
+
+    x: torch.Tensor
+    labels: torch.Tensor | None
+    budget: int | None
+    logits: torch.Tensor | None = None
+    rows: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    grads: dict[str, torch.Tensor] = field(default_factory=dict)
+    acts: dict[str, torch.Tensor] = field(default_factory=dict)
+    baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+
+
+def execute(job: Job) -> JobResult:
+    """Run every group of ``job`` on the module's device; results stay on that device.
 
     Examples
     --------
-    >>> from algebra.kernels.plan import GradTask, TargetSpec
+    >>> from algebra.kernels.plan import Group, Output, Points, Request, TargetSpec
     >>> net = torch.nn.Linear(3, 2)
-    >>> job = SourceJob(net, torch.ones(4, 3), tasks=[GradTask("g", TargetSpec("index", 1))])
+    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("index", 1))])
+    >>> job = Job(net, torch.ones(4, 3), groups=[group], results=[Output("g", "r", "gradient")])
     >>> out = execute(job)
     >>> torch.equal(out.tasks["g"].values[0], net.weight[1].expand(4, 3))
     True
@@ -46,47 +74,45 @@ def execute(job: SourceJob) -> JobResult:
     device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
-    results: dict[str, TaskResult] = {}
-    with guarded(module):
-        plan = passes(job)
-        first = plan[0]
-        x_in = x.detach().requires_grad_(first.grad)
-        with torch.set_grad_enabled(first.grad), captured(module, first.capture) as acts:
-            outputs = _forward(module, x_in)
-        logits = outputs.detach()
-        if job.outputs is not None and logits.shape[1] != job.outputs:
-            raise ValueError(
-                f"classes: {job.outputs} class names were given, but the model has "
-                f"{logits.shape[1]} outputs"
-            )
-        rows = {t.key: class_rows(t.target, logits, labels) for t in job.tasks}
-        for task in first.backward:
-            wrt = x_in if task.layer is None else acts[task.layer]
-            grads = target_gradients(outputs, wrt, rows[task.key], task.target, retain_graph=True)
-            values = grads * wrt.detach() if task.times_input else grads
-            results[task.key] = TaskResult(
-                values.abs() if task.absolute else values, rows[task.key]
-            )
-        del outputs
-        baselines: dict[str, torch.Tensor] = {}
-        for p in plan[1:]:
-            task = p.task
-            assert task is not None and task.path is not None
-            if p.kind == "baseline":
-                assert task.layer is not None
-                with torch.no_grad(), captured(module, (task.layer,)) as base_acts:
-                    _forward(module, _baseline_like(task, x))
-                baselines[task.key] = base_acts[task.layer]
-                continue
-            start, end = _path_ends(task, x, acts, baselines)
-            results[task.key] = TaskResult(
-                _integrated(module, task, x, start, end, rows[task.key]), rows[task.key]
-            )
-    return JobResult(logits, results)
+    cfg = job.config
+    state = _State(x, labels, budget_of(job, device))
+    with guarded(module), _precision(cfg, device):
+        for group in job.groups:
+            if group.points.kind == "inputs":
+                _run_inputs(module, job, group, state)
+            elif group.points.kind == "baseline":
+                _run_baseline(module, job, group, state)
+            else:
+                _run_path(module, job, group, state)
+    assert state.logits is not None
+    tasks = {out.key: _assemble(out, job, state) for out in job.results}
+    return JobResult(state.logits, tasks)
 
 
-def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = module(x)
+@contextlib.contextmanager
+def _precision(cfg: ExecConfig, device: torch.device) -> Iterator[None]:
+    if cfg.precision == "fp32":
+        yield
+        return
+    if device.type != "cuda":
+        raise ValueError(
+            f"precision: {cfg.precision!r} runs only on CUDA; the model is on {device.type}. "
+            "Set ia.options.precision = 'fp32'"
+        )
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        yield
+
+
+_compiled: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module] = weakref.WeakKeyDictionary()
+
+
+def _forward(module: torch.nn.Module, x: torch.Tensor, compile: bool = False) -> torch.Tensor:
+    run = module
+    if compile:  # only for passes without hooks: hooks would force recompilation
+        if module not in _compiled:
+            _compiled[module] = torch.compile(module)
+        run = _compiled[module]
+    out = run(x)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
@@ -95,43 +121,221 @@ def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _baseline_like(task: GradTask, x: torch.Tensor) -> torch.Tensor:
-    assert task.path is not None
-    base = task.path.baseline
-    if isinstance(base, torch.Tensor):
-        return base.to(device=x.device, dtype=x.dtype).expand_as(x)
-    return torch.full_like(x, float(base))
+def _per_chunk(job: Job, group: Group, state: _State, rows: int) -> int:
+    classes = classes_of(job, state.x, state.logits)
+    return rows_per_chunk(job, group, state.x, state.budget, classes, rows)
 
 
-def _path_ends(
-    task: GradTask,
-    x: torch.Tensor,
-    acts: dict[str, torch.Tensor],
-    baselines: dict[str, torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if task.layer is None:
-        return _baseline_like(task, x), x
-    return baselines[task.key], acts[task.layer].detach()
+def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
+    x, n = state.x, state.x.shape[0]
+    first = state.logits is None
+    capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w)]))
+    input_grad = None in group.wrt
+    n0 = 0
+    while n0 < n:
+        n1 = min(n, n0 + _per_chunk(job, group, state, n))
+        xc = x[n0:n1].detach().requires_grad_(input_grad)
+        with (
+            torch.set_grad_enabled(group.grad),
+            captured(module, capture) as acts,
+            profiling(module, xc),
+        ):
+            out = _forward(module, xc, job.config.compile and not capture)
+        if first:
+            _keep_logits(job, state, out.detach(), n0, n)
+        for layer in group.capture:
+            _write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
+        if group.grad:
+            rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
+            wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
+            grads = _backward(group, out, wrts, rows, job, state)
+            for key, g in grads.items():
+                _write(state.grads, key, g, slice(n0, n1), n, dim=1)
+        del out, acts
+        n0 = n1
 
 
-def _integrated(
-    module: torch.nn.Module,
-    task: GradTask,
-    x: torch.Tensor,
-    start: torch.Tensor,
-    end: torch.Tensor,
-    rows: torch.Tensor | None,
-) -> torch.Tensor:
-    assert task.path is not None
-    steps = task.path.steps
-    alphas, weights = alphas_and_weights(task.path.rule, steps)
-    points = path_points(start, end, alphas).requires_grad_(True)
-    path_rows = None if rows is None else rows.repeat(1, steps)
-    with torch.enable_grad():
-        if task.layer is None:
-            outputs = _forward(module, points)
+def _keep_logits(job: Job, state: _State, logits: torch.Tensor, n0: int, n: int) -> None:
+    if n0 == 0:
+        if job.outputs is not None and logits.shape[1] != job.outputs:
+            raise ValueError(
+                f"classes: {job.outputs} class names were given, but the model has "
+                f"{logits.shape[1]} outputs"
+            )
+        state.logits = logits.new_empty(n, logits.shape[1])
+    state.logits[n0 : n0 + len(logits)] = logits  # type: ignore[index]
+
+
+def _rows(
+    req: Request, state: _State, n0: int, n1: int, partial: bool = False
+) -> torch.Tensor | None:
+    # Targets resolve at the inputs (their logits and labels), whichever points are evaluated.
+    # While the inputs are still being evaluated (``partial``), only this chunk's logits exist.
+    assert state.logits is not None
+    if partial or req.key not in state.rows:
+        where = slice(n0, n1) if partial else slice(None)
+        labels = None if state.labels is None else state.labels[where]
+        rows = class_rows(req.target, state.logits[where], labels, where)
+        if not partial or rows is None:
+            state.rows[req.key] = rows
         else:
-            with replaced(module, task.layer, points):
-                outputs = _forward(module, x.repeat(steps, *([1] * (x.ndim - 1))))
-        grads = target_gradients(outputs, points, path_rows, task.target, retain_graph=False)
-    return integrate(grads, weights, steps) * (end - start)
+            _write(state.rows, req.key, rows, where, state.x.shape[0], dim=1)
+        if partial:
+            return rows
+    rows = state.rows[req.key]
+    return None if rows is None else rows[:, n0:n1]
+
+
+def _write(
+    store: dict, key: object, value: torch.Tensor, where: slice, n: int, dim: int = 0
+) -> None:
+    if key not in store:
+        shape = list(value.shape)
+        shape[dim] = n
+        store[key] = value.new_zeros(shape)
+    index = (slice(None),) * dim + (where,)
+    store[key][index] = value
+
+
+def _backward(
+    group: Group,
+    outputs: torch.Tensor,
+    wrts: dict[str | None, torch.Tensor],
+    rows: dict[str, torch.Tensor | None],
+    job: Job,
+    state: _State,
+) -> dict[str, torch.Tensor]:
+    """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``."""
+    grads: dict[str, torch.Tensor] = {}
+    classed = [r for r in group.requests if rows[r.key] is not None]
+    for req in group.requests:  # callable targets: one backward each
+        if rows[req.key] is None:
+            (grads[req.key],) = target_gradients(outputs, (wrts[req.wrt],), None, req.target, True)
+    if not classed:
+        return grads
+    if not group.fuse_targets:
+        for req in classed:
+            (grads[req.key],) = target_gradients(
+                outputs, (wrts[req.wrt],), rows[req.key], req.target, True, batched=False
+            )
+        return grads
+    order = list(wrts)
+    packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
+    per_chunk = targets_per_backward(
+        job, group, state.x, state.budget, len(packed), outputs.shape[0]
+    )
+    parts = [
+        target_gradients(
+            outputs, tuple(wrts.values()), packed[t : t + per_chunk], classed[0].target, True
+        )
+        for t in range(0, len(packed), per_chunk)
+    ]
+    fused = [torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts, strict=True)]
+    for req, slot in zip(classed, slots, strict=True):
+        g = fused[order.index(req.wrt)]
+        grads[req.key] = _gather(g, slot)
+    return grads
+
+
+def _gather(grads: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """Pick ``grads[slot[t, b], b]`` for each request row ``t`` and batch row ``b``."""
+    if len(slot) == len(grads) and bool(
+        (slot == torch.arange(len(grads), device=slot.device)[:, None]).all()
+    ):
+        return grads
+    index = slot.reshape(*slot.shape, *([1] * (grads.ndim - 2))).expand(
+        *slot.shape, *grads.shape[2:]
+    )
+    return grads.gather(0, index)
+
+
+def _baseline_input(path_baseline: object, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(path_baseline, torch.Tensor):
+        return path_baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
+    return torch.full_like(x, float(path_baseline))  # type: ignore[arg-type]
+
+
+def _run_baseline(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
+    path = group.points.path
+    assert path is not None
+    x, n = state.x, state.x.shape[0]
+    base = path.baseline
+    # A scalar (or batch-1) baseline is the same point for every sample: evaluate it once.
+    shared = not isinstance(base, torch.Tensor) or base.ndim < x.ndim or base.shape[0] == 1
+    points = _baseline_input(base, x[:1] if shared else x)
+    for n0, n1 in sample_chunks(len(points), _per_chunk(job, group, state, len(points))):
+        with torch.no_grad(), captured(module, group.capture) as acts:
+            _forward(module, points[n0:n1])
+        for layer in group.capture:
+            act = acts[layer].expand(n, *acts[layer].shape[1:]) if shared else acts[layer]
+            _write(
+                state.baselines, (path.baseline_key, layer), act, slice(n0, n if shared else n1), n
+            )
+
+
+def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
+    points_spec = group.points
+    path = points_spec.path
+    assert path is not None
+    x, n = state.x, state.x.shape[0]
+    layer = points_spec.layer
+    if layer is None:
+        start_all, end_all = _baseline_input(path.baseline, x), x
+    else:
+        start_all = state.baselines[(path.baseline_key, layer)]
+        end_all = state.acts[layer]
+    alphas, weights = alphas_and_weights(path.rule, path.steps)
+    w = torch.tensor(weights, dtype=x.dtype, device=x.device)
+    per_chunk = _per_chunk(job, group, state, n * path.steps)
+    for (s0, s1), (n0, n1) in path_chunks(path.steps, n, per_chunk):
+        start, end = start_all[n0:n1], end_all[n0:n1]
+        points = torch.cat([start + a * (end - start) for a in alphas[s0:s1]]).requires_grad_(True)
+        k = s1 - s0
+        with torch.enable_grad():
+            if layer is None:
+                out = _forward(module, points, job.config.compile)
+            else:
+                repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
+                with replaced(module, layer, points):
+                    out = _forward(module, repeated)
+            rows = {}
+            for r in group.requests:
+                sample_rows = _rows(r, state, n0, n1)
+                rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
+            grads = _backward(group, out, {layer: points}, rows, job, state)
+        del out, points
+        for key, g in grads.items():
+            per_step = g.reshape(len(g), k, n1 - n0, *g.shape[2:])
+            summed = torch.einsum("ts...,s->t...", per_step, w[s0:s1])
+            if key in state.grads:
+                state.grads[key][:, n0:n1] += summed
+            else:
+                _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
+
+
+def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
+    group, req = job.request(out.request)
+    grads = state.grads[req.key]
+    x = state.x
+    if out.kind == "gradient":
+        values = grads.abs() if out.absolute else grads
+    elif out.kind == "times_input":
+        values = grads * (x if out.layer is None else state.acts[out.layer])
+    elif out.kind == "grad_cam":
+        assert out.layer is not None
+        values = grad_cam(
+            grads,
+            state.acts[out.layer],
+            out.layer,
+            out.relu,
+            tuple(x.shape[2:]) if out.upsample else None,
+        )
+    else:
+        path = group.points.path
+        assert path is not None
+        if out.layer is None:
+            diff = x - _baseline_input(path.baseline, x)
+        else:
+            diff = state.acts[out.layer] - state.baselines[(path.baseline_key, out.layer)]
+        values = grads * diff
+    return TaskResult(values, state.rows.get(req.key))

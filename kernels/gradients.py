@@ -1,4 +1,4 @@
-"""Gradients of several targets from one forward pass, in one batched backward."""
+"""Gradients of several targets, with respect to several tensors, in one batched backward."""
 
 from __future__ import annotations
 
@@ -10,61 +10,62 @@ from .targets import scalar_outputs
 
 def target_gradients(
     outputs: torch.Tensor,
-    wrt: torch.Tensor,
+    wrt: tuple[torch.Tensor, ...],
     rows: torch.Tensor | None,
     target: TargetSpec,
     retain_graph: bool,
-) -> torch.Tensor:
-    """Gradient of each target's score with respect to ``wrt``: shape ``[T, *wrt.shape]``.
+    batched: bool = True,
+) -> tuple[torch.Tensor, ...]:
+    """Gradient of each target's score with respect to each of ``wrt``: ``[T, *w.shape]`` each.
 
     ``rows`` (``[T, B]``) names the class differentiated for each of the ``B`` rows of
-    ``outputs``; ``None`` means the callable ``target`` gives the scores. Several targets
-    share one vmapped backward (``is_grads_batched``), with a per-target loop as fallback for
-    models whose operators have no batching rule.
+    ``outputs``; ``None`` means the callable ``target`` gives the scores. With ``batched``,
+    all targets share one vmapped backward (``is_grads_batched``), falling back to a
+    per-target loop for models whose operators have no batching rule.
 
     Examples
     --------
     >>> x = torch.ones(2, 3, requires_grad=True)
     >>> out = x * torch.tensor([1.0, 2.0, 3.0])
     >>> rows = torch.tensor([[0, 0], [2, 1]])
-    >>> target_gradients(out, x, rows, TargetSpec("classes", (0, 2)), retain_graph=False)[1]
+    >>> target_gradients(out, (x,), rows, TargetSpec("classes", (0, 2)), retain_graph=False)[0][1]
     tensor([[0., 0., 3.],
             [0., 2., 0.]])
     """
     if rows is None:
-        scores = scalar_outputs(target, outputs)
-        (grad,) = torch.autograd.grad(
-            scores.sum(), wrt, retain_graph=retain_graph, allow_unused=True
-        )
-        return _or_zeros(grad, wrt)[None]
+        scores = scalar_outputs(target, outputs).sum()
+        return tuple(g[None] for g in _grad(scores, wrt, None, retain_graph))
     one_hot = torch.nn.functional.one_hot(rows, outputs.shape[1]).to(outputs.dtype)
     if len(rows) == 1:
-        (grad,) = torch.autograd.grad(
-            outputs, wrt, one_hot[0], retain_graph=retain_graph, allow_unused=True
-        )
-        return _or_zeros(grad, wrt)[None]
-    try:  # keep the graph: the fallback loop below needs it if vmap fails part-way
-        (grad,) = torch.autograd.grad(
-            outputs,
-            wrt,
-            one_hot,
-            retain_graph=True,
-            is_grads_batched=True,
-            allow_unused=True,
-        )
-        if grad is None:
-            return torch.zeros(len(rows), *wrt.shape, dtype=wrt.dtype, device=wrt.device)
-        return grad
-    except RuntimeError:  # vmap cannot batch this backward (data-dependent ops, some custom ops)
-        grads = [
-            _or_zeros(
-                torch.autograd.grad(outputs, wrt, g, retain_graph=True, allow_unused=True)[0], wrt
-            )
-            for g in one_hot
-        ]
-        return torch.stack(grads)
+        return tuple(g[None] for g in _grad(outputs, wrt, one_hot[0], retain_graph))
+    if batched:
+        try:  # keep the graph: the fallback loop below needs it if vmap fails part-way
+            return _grad(outputs, wrt, one_hot, True, is_grads_batched=True)
+        except RuntimeError:  # no batching rule (data-dependent ops, some custom ops)
+            pass
+    last = len(one_hot) - 1
+    per_target = [_grad(outputs, wrt, g, retain_graph or i < last) for i, g in enumerate(one_hot)]
+    return tuple(torch.stack(gs) for gs in zip(*per_target, strict=True))
 
 
-def _or_zeros(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    # allow_unused gives None where the target does not depend on ``like``: its gradient is 0.
-    return torch.zeros_like(like) if grad is None else grad
+def _grad(
+    outputs: torch.Tensor,
+    wrt: tuple[torch.Tensor, ...],
+    grad_outputs: torch.Tensor | None,
+    retain_graph: bool,
+    is_grads_batched: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    grads = torch.autograd.grad(
+        outputs,
+        wrt,
+        grad_outputs,
+        retain_graph=retain_graph,
+        allow_unused=True,
+        is_grads_batched=is_grads_batched,
+    )
+    # allow_unused gives None where the target does not depend on a tensor: its gradient is 0.
+    batch = (len(grad_outputs),) if is_grads_batched and grad_outputs is not None else ()
+    return tuple(
+        torch.zeros(*batch, *w.shape, dtype=w.dtype, device=w.device) if g is None else g
+        for g, w in zip(grads, wrt, strict=True)
+    )

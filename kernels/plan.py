@@ -1,8 +1,10 @@
-"""The physical plan: what the kernels execute, in plain data (no expression nodes).
+"""The physical plan: what the kernels execute, in plain data (no expression nodes, no torch).
 
-The planner in :mod:`algebra.planner` builds these; :func:`passes` is the one place that
-decides which forward and backward passes a job runs, so ``explain()`` prints exactly what
-:func:`algebra.kernels.execute.execute` does.
+The planner in :mod:`algebra.planner` builds a :class:`Job` per model and batch of inputs.
+A job is a list of :class:`Group`: one per set of points the model is evaluated at (the
+inputs, a baseline, an integration path). Each group runs one forward (per chunk) and one
+batched backward over all its :class:`Request` (every target, every layer) when fused.
+:class:`Output` says how each expression's result is assembled from a request's gradients.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ INTEGRATION_RULES = (
 )
 
 TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
+OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated"]
 
 
 @dataclass(frozen=True)
@@ -30,80 +33,169 @@ class TargetSpec:
     kind: TargetKind
     value: int | tuple[int, ...] | Callable[[Any], Any] | None = None
 
+    def count(self, num_classes: int | None) -> int | None:
+        """Targets per sample (``None`` when it depends on an unknown number of classes).
+
+        Examples
+        --------
+        >>> TargetSpec("topk", 3).count(None), TargetSpec("all").count(10)
+        (3, 10)
+        """
+        if self.kind == "topk":
+            return int(self.value)  # type: ignore[arg-type]
+        if self.kind == "classes":
+            return len(self.value)  # type: ignore[arg-type]
+        if self.kind == "all":
+            return num_classes
+        return 1
+
 
 @dataclass(frozen=True)
 class PathSpec:
-    """An integration path: ``steps`` points from ``baseline`` to the input, by ``rule``."""
+    """An integration path: ``steps`` points from ``baseline`` to the input, by ``rule``.
+
+    ``baseline_key`` identifies the baseline (a number's repr, or a tensor's fingerprint).
+    """
 
     steps: int
     rule: str
     baseline: Any  # float or tensor broadcastable to the inputs
+    baseline_key: str
 
 
 @dataclass(frozen=True)
-class GradTask:
-    """One attribution: gradients of ``target`` with respect to the input or a layer.
+class Points:
+    """A set of points the model is evaluated at.
 
-    ``times_input`` multiplies by the input (or activation), ``absolute`` takes ``abs``,
-    and ``path`` (when given) integrates the gradient along a path (integrated gradients).
+    ``kind`` is ``"inputs"``, ``"baseline"`` (the baseline of ``path``, for layer
+    activations) or ``"path"`` (integration points; through ``layer``'s activations when
+    given). A non-empty ``owner`` keeps the point set private to one request, when a
+    sharing rule is switched off.
     """
+
+    kind: Literal["inputs", "baseline", "path"]
+    path: PathSpec | None = None
+    layer: str | None = None
+    owner: str = ""
+
+    @property
+    def key(self) -> str:
+        """Equal for point sets that one forward can serve.
+
+        Examples
+        --------
+        >>> p = PathSpec(8, "riemann_left", 0.0, "0.0")
+        >>> Points("path", p).key == Points("path", p).key != Points("path", p, "fc").key
+        True
+        """
+        if self.kind == "inputs":
+            return f"inputs|{self.owner}"
+        assert self.path is not None
+        base = self.path.baseline_key
+        if self.kind == "baseline":
+            return f"baseline|{base}|{self.owner}"
+        return f"path|{self.path.steps}|{self.path.rule}|{base}|{self.layer}|{self.owner}"
+
+    @property
+    def steps(self) -> int:
+        """Rows evaluated per input sample."""
+        return self.path.steps if self.kind == "path" and self.path is not None else 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """Gradients of ``target`` with respect to the input (``wrt=None``) or a layer's output."""
 
     key: str
     target: TargetSpec
+    wrt: str | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """How one expression's result is assembled from its request's gradients.
+
+    ``gradient`` (saliency; ``absolute`` takes ``abs``), ``times_input`` (times the input or
+    activation), ``grad_cam`` (channel weights from the spatial mean of the layer gradient;
+    ``relu`` and ``upsample`` to the input's resolution) or ``integrated`` (path-integrated
+    gradient times ``end - start``).
+    """
+
+    key: str
+    request: str
+    kind: OutputKind
     layer: str | None = None
-    times_input: bool = False
     absolute: bool = False
-    path: PathSpec | None = None
+    relu: bool = False
+    upsample: bool = False
 
 
 @dataclass
-class SourceJob:
-    """All tasks on one model and one batch of inputs.
+class Group:
+    """One point set and the requests differentiated there.
 
-    ``outputs`` is the number of model outputs the caller expects (from class names), checked
-    after the first forward pass so a mismatch fails before the expensive passes.
+    ``capture`` lists layers whose activations this pass keeps for later use (path ends,
+    times-activation, GradCAM). ``fuse_targets`` runs one batched backward over all
+    targets and layers; otherwise one backward per request and target.
+    """
+
+    points: Points
+    requests: list[Request] = field(default_factory=list)
+    capture: tuple[str, ...] = ()
+    fuse_targets: bool = True
+
+    @property
+    def grad(self) -> bool:
+        """Whether this pass records a graph to differentiate."""
+        return bool(self.requests)
+
+    @property
+    def wrt(self) -> tuple[str | None, ...]:
+        """The tensors differentiated: ``None`` for the input, else layer names."""
+        return tuple(dict.fromkeys(r.wrt for r in self.requests))
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    """Executor settings, resolved from ``ia.options`` by the caller.
+
+    ``memory_budget`` is in bytes (``None``: derived from free device memory); ``chunk``
+    switches chunking off entirely.
+    """
+
+    chunk: bool = True
+    memory_budget: int | None = None
+    precision: str = "fp32"
+    compile: bool = False
+
+
+@dataclass
+class Job:
+    """All groups on one model and one batch of inputs; ``groups[0]`` is the inputs.
+
+    ``outputs`` is the number of model outputs the caller expects (from class names),
+    checked after the first forward pass so a mismatch fails before the expensive passes.
     """
 
     module: Any
     inputs: Any
     labels: Any = None
-    tasks: list[GradTask] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    results: list[Output] = field(default_factory=list)
     outputs: int | None = None
+    config: ExecConfig = field(default_factory=ExecConfig)
 
+    def request(self, key: str) -> tuple[Group, Request]:
+        """The group and request with ``key``.
 
-@dataclass(frozen=True)
-class Pass:
-    """One forward pass (and the backward passes that follow it) of a job.
-
-    ``kind`` is ``"inputs"`` (the inputs themselves), ``"baseline"`` (layer activations of
-    a task's baseline) or ``"path"`` (a task's integration points). ``batch_per_sample`` is
-    the number of rows evaluated per input sample.
-    """
-
-    kind: Literal["inputs", "baseline", "path"]
-    batch_per_sample: int
-    grad: bool
-    capture: tuple[str, ...] = ()
-    backward: tuple[GradTask, ...] = ()
-    task: GradTask | None = None
-
-
-def passes(job: SourceJob) -> list[Pass]:
-    """The passes that :func:`~algebra.kernels.execute.execute` runs for ``job``, in order.
-
-    Examples
-    --------
-    >>> job = SourceJob(None, None, tasks=[GradTask("a", TargetSpec("pred"))])
-    >>> [(p.kind, p.batch_per_sample, p.grad) for p in passes(job)]
-    [('inputs', 1, True)]
-    """
-    direct = tuple(t for t in job.tasks if t.path is None)
-    paths = [t for t in job.tasks if t.path is not None]
-    capture = {t.layer for t in job.tasks if t.layer is not None}
-    plan = [Pass("inputs", 1, bool(direct), tuple(sorted(capture)), direct)]
-    for task in paths:
-        assert task.path is not None
-        if task.layer is not None:
-            plan.append(Pass("baseline", 1, False, (task.layer,), (), task))
-        plan.append(Pass("path", task.path.steps, True, (), (task,), task))
-    return plan
+        Examples
+        --------
+        >>> job = Job(None, None, groups=[Group(Points("inputs"), [Request("r", TargetSpec("pred"))])])
+        >>> job.request("r")[1].target.kind
+        'pred'
+        """
+        for group in self.groups:
+            for req in group.requests:
+                if req.key == key:
+                    return group, req
+        raise KeyError(key)

@@ -8,9 +8,15 @@ from .plan import TargetSpec
 
 
 def class_rows(
-    target: TargetSpec, logits: torch.Tensor, labels: torch.Tensor | None
+    target: TargetSpec,
+    logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    samples: slice | None = None,
 ) -> torch.Tensor | None:
     """Classes to attribute, shape ``[T, N]``; ``None`` for a callable target.
+
+    ``logits`` and ``labels`` may be a chunk of the batch: ``samples`` says which, so
+    per-sample targets pick their own entries.
 
     Raises ``ValueError`` naming ``target`` when a class is outside the model's outputs.
 
@@ -49,7 +55,7 @@ def class_rows(
     elif kind == "index":
         rows = torch.full((1, n), int(value), device=device)  # type: ignore[arg-type]
     elif kind == "per_sample":
-        rows = torch.tensor(value, device=device)[None]
+        rows = torch.tensor(value, device=device)[None][:, samples or slice(None)]
     else:  # classes
         rows = torch.tensor(value, device=device)[:, None].expand(-1, n)
     if rows.numel() and (int(rows.max()) >= c or int(rows.min()) < 0):
@@ -77,3 +83,32 @@ def scalar_outputs(target: TargetSpec, outputs: torch.Tensor) -> torch.Tensor:
             f"({outputs.shape[0]},); it returned {shape}"
         )
     return scores
+
+
+def pack(rows: list[torch.Tensor], classes: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Merge several requests' classes into the fewest target rows of one batched backward.
+
+    Each sample needs the union of its requests' classes; row ``t`` of the result holds each
+    sample's ``t``-th needed class (padded with an unneeded one), so ``T`` is the largest
+    number of distinct classes any sample needs. ``slots[i][t, n]`` is the row holding
+    request ``i``'s class ``rows[i][t, n]``.
+
+    Examples
+    --------
+    >>> packed, slots = pack([torch.tensor([[2, 0]]), torch.tensor([[0, 1], [2, 0]])], 3)
+    >>> packed
+    tensor([[0, 0],
+            [2, 1]])
+    >>> slots[0], slots[1]
+    (tensor([[1, 0]]), tensor([[0, 1],
+            [1, 0]]))
+    """
+    n = rows[0].shape[1]
+    needed = torch.zeros(n, classes, dtype=torch.bool, device=rows[0].device)
+    for r in rows:
+        needed.scatter_(1, r.T, True)
+    count = int(needed.sum(1).max())
+    # A stable sort puts each sample's needed classes first, in ascending order.
+    packed = torch.sort((~needed).to(torch.uint8), dim=1, stable=True).indices[:, :count].T
+    slot_of = needed.long().cumsum(1) - 1
+    return packed.contiguous(), [slot_of.gather(1, r.T).T for r in rows]

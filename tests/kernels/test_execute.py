@@ -12,14 +12,15 @@ import algebra as ia
 from algebra.kernels.execute import execute
 from algebra.kernels.gradients import target_gradients
 from algebra.kernels.paths import alphas_and_weights
-from algebra.kernels.plan import INTEGRATION_RULES, GradTask, PathSpec, SourceJob, TargetSpec
+from algebra.kernels.plan import INTEGRATION_RULES, TargetSpec
+from algebra.planner import plan
 
 
 def test_batched_backward_equals_per_target_loop(cnn, images):
     x = images.clone().requires_grad_(True)
     out = cnn(x)
     rows = torch.tensor([[0, 1, 2, 3], [4, 4, 0, 1], [2, 2, 2, 2]])
-    batched = target_gradients(out, x, rows, TargetSpec("classes"), retain_graph=True)
+    (batched,) = target_gradients(out, (x,), rows, TargetSpec("classes"), retain_graph=True)
     for t, row in enumerate(rows):
         score = out.gather(1, row[:, None]).sum()
         (expected,) = torch.autograd.grad(score, x, retain_graph=True)
@@ -82,25 +83,14 @@ def test_integration_rules_match_captum(rule, steps):
 
 
 def test_results_stay_torch_tensors_on_the_model_device(cnn, images):
-    job = SourceJob(
-        cnn,
-        images,
-        tasks=[
-            GradTask("s", TargetSpec("all")),
-            GradTask(
-                "ig",
-                TargetSpec("pred"),
-                layer="relu1",
-                times_input=True,
-                path=PathSpec(3, "riemann_left", 0.0),
-            ),
-        ],
-    )
-    out = execute(job)
+    q = ia.model(cnn).on(images)
+    s = q.saliency("all").node
+    ig = q.layer("relu1").integrated_gradients("pred", steps=3, method="riemann_left").node
+    out = execute(plan([s, ig])[0].job)
     for result in out.tasks.values():
         assert isinstance(result.values, torch.Tensor) and result.values.device == images.device
-    assert out.tasks["s"].values.shape == (5, 4, 3, 8, 8)
-    assert out.tasks["ig"].values.shape == (1, 4, 4, 8, 8)
+    assert out.tasks[s.token].values.shape == (5, 4, 3, 8, 8)
+    assert out.tasks[ig.token].values.shape == (1, 4, 4, 8, 8)
 
 
 def test_integrated_gradients_complete(cnn, images):
@@ -117,17 +107,9 @@ def test_integrated_gradients_complete(cnn, images):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_results_equal_cpu_and_stay_on_device(cnn, images):
     gpu = cnn.to("cuda")
-    job = SourceJob(
-        gpu,
-        images,
-        tasks=[
-            GradTask("s", TargetSpec("all")),
-            GradTask(
-                "ig", TargetSpec("pred"), times_input=True, path=PathSpec(8, "gausslegendre", 0.0)
-            ),
-        ],
-    )
-    out = execute(job)
+    q = ia.model(gpu).on(images)
+    nodes = [q.saliency("all").node, q.integrated_gradients("pred", steps=8).node]
+    out = execute(plan(nodes)[0].job)
     assert all(r.values.is_cuda for r in out.tasks.values())
     on_gpu = ia.compute(ia.model(gpu).on(images).saliency("all"))[0]
     on_cpu = ia.compute(ia.model(gpu.to("cpu")).on(images).saliency("all"))[0]

@@ -1,0 +1,49 @@
+"""Turning layer gradients into maps: GradCAM."""
+
+from __future__ import annotations
+
+import torch
+
+
+def grad_cam(
+    grads: torch.Tensor,
+    acts: torch.Tensor,
+    layer: str,
+    relu: bool,
+    size: tuple[int, ...] | None,
+) -> torch.Tensor:
+    """GradCAM maps ``[T, N, *spatial]`` from layer gradients ``[T, N, C, ...]`` and activations.
+
+    Channel weights are the spatial mean of the gradient; the map is the weighted sum of
+    the activation's channels (Captum's LayerGradCam), then ``relu``, then bilinear
+    upsampling to ``size`` when given.
+
+    Examples
+    --------
+    >>> g = torch.ones(1, 1, 2, 2, 2)
+    >>> a = torch.arange(8.0).reshape(1, 2, 2, 2)
+    >>> grad_cam(g, a, "conv", relu=False, size=None)
+    tensor([[[[ 4.,  6.],
+              [ 8., 10.]]]])
+    """
+    if acts.ndim < 3:
+        raise ValueError(
+            f"grad_cam: layer {layer!r} outputs shape {list(acts.shape)}; GradCAM needs a "
+            "layer with channels and a spatial grid, [N, C, H, W] (or [N, C, L])"
+        )
+    weights = grads.mean(dim=tuple(range(3, grads.ndim)), keepdim=True)
+    cam = (weights * acts).sum(dim=2)
+    if relu:
+        cam = torch.relu(cam)
+    if size is None:
+        return cam
+    if cam.ndim != 4 or len(size) != 2:
+        raise ValueError(
+            f"grad_cam: upsample=True needs a 2-D layer grid and image inputs [N, C, H, W]; "
+            f"layer {layer!r} gives maps of shape {list(cam.shape[2:])}; pass upsample=False"
+        )
+    t, n = cam.shape[:2]
+    up = torch.nn.functional.interpolate(
+        cam.reshape(t * n, 1, *cam.shape[2:]), size=size, mode="bilinear", align_corners=False
+    )
+    return up.reshape(t, n, *size)

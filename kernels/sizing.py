@@ -1,0 +1,147 @@
+"""Chunk sizes of a job's groups: shared by the executor and by ``explain()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .chunks import count_chunks
+from .guard import device_of
+from .memory import (
+    Profile,
+    chunk_rows,
+    chunk_targets,
+    default_budget,
+    guessed_profile,
+    known_profile,
+    row_bytes,
+)
+from .plan import Group, Job
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How one group is cut: rows per chunk, the number of chunks, targets per backward."""
+
+    rows: int
+    per_chunk: int
+    chunks: int
+    targets: int
+    targets_per_backward: int
+
+
+def budget_of(job: Job, device: torch.device) -> int | None:
+    """The memory budget in bytes (``None`` when chunking is off).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import ExecConfig
+    >>> budget_of(Job(None, None, config=ExecConfig(memory_budget=2**20)), torch.device("cpu"))
+    1048576
+    """
+    if not job.config.chunk:
+        return None
+    return job.config.memory_budget or default_budget(device)
+
+
+def profile_of(job: Job, x: torch.Tensor) -> Profile:
+    """The measured profile of the job's model on ``x``'s shape, or a conservative guess."""
+    return known_profile(job.module, x) or guessed_profile(x)
+
+
+def point_bytes(x: torch.Tensor) -> int:
+    """Bytes of one sample of ``x``."""
+    return x[0].numel() * x.element_size()
+
+
+def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
+    """Bytes per sample of the tensors the group differentiates."""
+    return sum(
+        point_bytes(x) if w is None else profile.layers.get(w, profile.largest) for w in group.wrt
+    )
+
+
+def target_estimate(group: Group, classes: int) -> int:
+    """Targets of the group's batched backward (at most the number of classes)."""
+    if not group.fuse_targets:
+        return 1
+    count = sum(r.target.count(classes) or classes for r in group.requests if r.target.kind != "fn")
+    return max(1, min(count, classes))
+
+
+def classes_of(job: Job, x: torch.Tensor, logits: torch.Tensor | None = None) -> int:
+    """The number of model outputs: from logits, class names, a profile, or a guess of 10."""
+    if logits is not None:
+        return logits.shape[1]
+    profile = known_profile(job.module, x)
+    return job.outputs or (profile.classes if profile and profile.classes else 10)
+
+
+def rows_per_chunk(
+    job: Job, group: Group, x: torch.Tensor, budget: int | None, classes: int, rows: int
+) -> int:
+    """Rows of ``group`` evaluated per chunk under ``budget``."""
+    profile = profile_of(job, x)
+    per_row = row_bytes(
+        profile,
+        point_bytes(x),
+        wrt_bytes(group, profile, x),
+        target_estimate(group, classes),
+        group.grad,
+    )
+    return chunk_rows(rows, per_row, budget)
+
+
+def targets_per_backward(
+    job: Job, group: Group, x: torch.Tensor, budget: int | None, targets: int, rows: int
+) -> int:
+    """Targets per batched backward after a forward of ``rows`` rows."""
+    profile = profile_of(job, x)
+    return chunk_targets(
+        targets, rows, profile, point_bytes(x), wrt_bytes(group, profile, x), budget
+    )
+
+
+def group_rows(group: Group, x: torch.Tensor) -> int:
+    """Rows one group evaluates: samples x steps (one row for a shared baseline)."""
+    n = x.shape[0]
+    if group.points.kind == "baseline":
+        base = group.points.path.baseline  # type: ignore[union-attr]
+        per_sample = isinstance(base, torch.Tensor) and base.ndim == x.ndim and base.shape[0] > 1
+        return n if per_sample else 1
+    return n * group.points.steps
+
+
+def sizing(job: Job) -> tuple[list[Sizing], bool]:
+    """Each group's chunks as the executor will cut them, and whether they rest on measured
+    activation sizes (the first forward measures them; before that, a conservative guess).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> job = Job(torch.nn.Linear(3, 2), torch.ones(4, 3),
+    ...           groups=[Group(Points("inputs"), [Request("r", TargetSpec("pred"))])])
+    >>> sizes, measured = sizing(job)
+    >>> sizes[0].chunks, measured
+    (1, False)
+    """
+    device = device_of(job.module, default=job.inputs.device)
+    x = job.inputs[:1].to(device)
+    measured = budget_of(job, device) is None or known_profile(job.module, x) is not None
+    budget = budget_of(job, device)
+    classes = classes_of(job, x)
+    out = []
+    for group in job.groups:
+        rows = group_rows(group, job.inputs)
+        per_chunk = rows_per_chunk(job, group, x, budget, classes, rows)
+        steps = group.points.steps
+        n = rows // steps
+        chunks = count_chunks(steps, n, per_chunk) if steps > 1 else -(-rows // per_chunk)
+        targets = target_estimate(group, classes) if group.grad else 0
+        chunk_size = per_chunk if steps == 1 or per_chunk < n else min(rows, per_chunk // n * n)
+        per_backward = (
+            targets_per_backward(job, group, x, budget, targets, chunk_size) if targets else 0
+        )
+        out.append(Sizing(rows, chunk_size, chunks, targets, per_backward))
+    return out, measured
