@@ -14,7 +14,7 @@ from .expr import Expr
 from .kernels.checks import check_unchanged, state_token
 from .kernels.execute import execute
 from .kernels.guard import device_of
-from .kernels.sizing import budget_of, classes_of, group_rows, sizing
+from .kernels.sizing import budget_of, group_rows, known_classes, sizing
 from .nodes import Ref
 from .operators import Attribution, source_of
 from .results import to_dataarray
@@ -153,7 +153,6 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
         device = device_of(job.module, default=job.inputs.device)
         cut, measured = sizing(job)
         cuts = [Cut(c.per_chunk, c.chunks, c.targets_per_backward) for c in cut]
-        classes = classes_of(job, job.inputs[:1].to(device)) if measured else None
-        sizes.append(JobSizes(budget_of(job, device), cuts, measured, classes))
+        sizes.append(JobSizes(budget_of(job, device), cuts, measured, known_classes(job)))
         shared.append([group_rows(g, job.inputs) == 1 for g in job.groups])
     return explain_text(nodes, planned, sizes, rules, shared)

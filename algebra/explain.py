@@ -103,7 +103,9 @@ class _Tally:
         )
 
 
-def _backward_lines(group: Group, classes: int | None, tally: _Tally, repeat: int) -> list[str]:
+def _backward_lines(
+    group: Group, classes: int | None, tally: _Tally, repeat: int, per_backward: int = 0
+) -> list[str]:
     lines = []
     classed = [r for r in group.requests if r.target.kind != "fn"]
     for req in group.requests:
@@ -119,8 +121,9 @@ def _backward_lines(group: Group, classes: int | None, tally: _Tally, repeat: in
         upto = "up to " if len(classed) > 1 else ""
         noun = "target" if shown == "1" else "targets"
         kind = "batched backward" if shown != "1" or upto else "backward"
+        splits = -(-count // per_backward) if count and per_backward else 1
         lines.append(f"    1 {kind}: {upto}{shown} {noun} wrt {wrt}")
-        tally.backwards += repeat
+        tally.backwards += repeat * splits
         return lines
     for req in classed:
         count = req.target.count(classes)
@@ -210,12 +213,13 @@ def explain_text(
             fused_lines.append(
                 f"  forward {_points(group.points, n)} ({_n(rows, 'row')}; {'; '.join(notes)})"
             )
-            fused_lines += _backward_lines(group, classes, tally, repeat)
+            per_backward = cut.targets_per_backward if cut else 0
+            fused_lines += _backward_lines(group, classes, tally, repeat, per_backward)
             tally.forwards += repeat
             tally.rows += rows
             if cut and cut.chunks > 1:
                 per_back = (
-                    f", {cut.targets_per_backward} targets per backward"
+                    f", {_n(cut.targets_per_backward, 'target')} per backward"
                     if group.grad and cut.targets_per_backward < (_count(group, classes) or 0)
                     else ""
                 )

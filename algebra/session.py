@@ -44,12 +44,17 @@ class Session:
             isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
         ):
             raise ValueError(f"max_bytes: expected a number of bytes >= 0; got {max_bytes!r}")
-        self.max_bytes = options.session_bytes if max_bytes is None else max_bytes
+        self._max_bytes = max_bytes
         self._memo: OrderedDict[str, tuple[xr.DataArray, Node]] = OrderedDict()
         self.nbytes = 0
         self.hits = 0
         self.misses = 0
         self._tokens: list[contextvars.Token] = []
+
+    @property
+    def max_bytes(self) -> int:
+        """The memo's bound: as given, else the current ``ia.options.session_bytes``."""
+        return options.session_bytes if self._max_bytes is None else self._max_bytes
 
     def __repr__(self) -> str:
         return (
@@ -155,15 +160,16 @@ def session() -> Session:
 
 
 def memo_key(node: Attribution, states: dict[int, str]) -> str:
-    """The memo key of ``node``: its structure plus its model's state token.
+    """The memo key of ``node``: its structure, its model's state token and the precision
+    (the one option that changes results beyond float rounding).
 
     Examples
     --------
     >>> import torch, algebra as ia
     >>> net = torch.nn.Linear(4, 3)
     >>> node = ia.model(net).on(torch.rand(2, 4)).saliency(0).node
-    >>> memo_key(node, {id(net): "state"}) == node.token + "|state"
+    >>> memo_key(node, {id(net): "state"}) == node.token + "|state|fp32"
     True
     """
     module = source_of(node.view).wrapped_model.module
-    return f"{node.token}|{states[id(module)]}"
+    return f"{node.token}|{states[id(module)]}|{options.precision}"

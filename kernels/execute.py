@@ -17,10 +17,11 @@ import torch
 
 from .capture import captured, replaced
 from .chunks import path_chunks, sample_chunks
+from .compiled import fused_step
 from .gradients import target_gradients
 from .guard import device_of, guarded
 from .memory import profiling
-from .paths import alphas_and_weights
+from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, Request
 from .postprocess import grad_cam
 from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
@@ -103,16 +104,8 @@ def _precision(cfg: ExecConfig, device: torch.device) -> Iterator[None]:
         yield
 
 
-_compiled: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module] = weakref.WeakKeyDictionary()
-
-
-def _forward(module: torch.nn.Module, x: torch.Tensor, compile: bool = False) -> torch.Tensor:
-    run = module
-    if compile:  # only for passes without hooks: hooks would force recompilation
-        if module not in _compiled:
-            _compiled[module] = torch.compile(module)
-        run = _compiled[module]
-    out = run(x)
+def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = module(x)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
@@ -140,7 +133,7 @@ def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) 
             captured(module, capture) as acts,
             profiling(module, xc),
         ):
-            out = _forward(module, xc, job.config.compile and not capture)
+            out = _forward(module, xc)
         if first:
             _keep_logits(job, state, out.detach(), n0, n)
         for layer in group.capture:
@@ -208,33 +201,67 @@ def _backward(
     """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``."""
     grads: dict[str, torch.Tensor] = {}
     classed = [r for r in group.requests if rows[r.key] is not None]
-    for req in group.requests:  # callable targets: one backward each
-        if rows[req.key] is None:
-            (grads[req.key],) = target_gradients(outputs, (wrts[req.wrt],), None, req.target, True)
-    if not classed:
-        return grads
-    if not group.fuse_targets:
-        for req in classed:
+    callables = [r for r in group.requests if rows[r.key] is None]
+    # Every backward but the last keeps the graph; the last frees activations as it goes.
+    if classed and not group.fuse_targets:
+        for i, req in enumerate(classed):
+            more = bool(callables) or i < len(classed) - 1
             (grads[req.key],) = target_gradients(
-                outputs, (wrts[req.wrt],), rows[req.key], req.target, True, batched=False
+                outputs, (wrts[req.wrt],), rows[req.key], req.target, more, batched=False
             )
-        return grads
-    order = list(wrts)
+    elif classed:
+        fused = _fused_backward(group, classed, outputs, wrts, rows, bool(callables), job, state)
+        grads.update(fused)
+    for i, req in enumerate(callables):  # callable targets: one backward each
+        (grads[req.key],) = target_gradients(
+            outputs, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
+        )
+    return grads
+
+
+def _fused_backward(
+    group: Group,
+    classed: list[Request],
+    outputs: torch.Tensor,
+    wrts: dict[str | None, torch.Tensor],
+    rows: dict[str, torch.Tensor | None],
+    more: bool,
+    job: Job,
+    state: _State,
+) -> dict[str, torch.Tensor]:
+    """One batched backward over the union of the requests' classes and all their layers."""
     packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
     per_chunk = targets_per_backward(
         job, group, state.x, state.budget, len(packed), outputs.shape[0]
     )
-    parts = [
-        target_gradients(
-            outputs, tuple(wrts.values()), packed[t : t + per_chunk], classed[0].target, True
+    starts = range(0, len(packed), per_chunk)
+    status: dict[str, bool] = {}
+    parts = []
+    for t in starts:
+        keep = more or t != starts[-1]
+        parts.append(
+            target_gradients(
+                outputs,
+                tuple(wrts.values()),
+                packed[t : t + per_chunk],
+                classed[0].target,
+                keep,
+                trusted=_batching_works.get(job.module, False),
+                status=status,
+            )
         )
-        for t in range(0, len(packed), per_chunk)
-    ]
+        if status.get("batched"):
+            _batching_works[job.module] = True
+    order = list(wrts)
     fused = [torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts, strict=True)]
-    for req, slot in zip(classed, slots, strict=True):
-        g = fused[order.index(req.wrt)]
-        grads[req.key] = _gather(g, slot)
-    return grads
+    return {
+        req.key: _gather(fused[order.index(req.wrt)], slot)
+        for req, slot in zip(classed, slots, strict=True)
+    }
+
+
+# Models on which the batched (vmapped) backward is known to work.
+_batching_works: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 def _gather(grads: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
@@ -289,28 +316,50 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
     per_chunk = _per_chunk(job, group, state, n * path.steps)
     for (s0, s1), (n0, n1) in path_chunks(path.steps, n, per_chunk):
         start, end = start_all[n0:n1], end_all[n0:n1]
-        points = torch.cat([start + a * (end - start) for a in alphas[s0:s1]]).requires_grad_(True)
+        points = path_points(start, end, alphas[s0:s1]).requires_grad_(True)
         k = s1 - s0
+        rows = {}
+        for r in group.requests:
+            sample_rows = _rows(r, state, n0, n1)
+            rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
         with torch.enable_grad():
-            if layer is None:
-                out = _forward(module, points, job.config.compile)
+            if layer is None and _compilable(job, group, rows):
+                assert state.logits is not None
+                grads = _compiled_backward(module, group, points, rows, state.logits.shape[1])
+                out = None
             else:
-                repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
-                with replaced(module, layer, points):
-                    out = _forward(module, repeated)
-            rows = {}
-            for r in group.requests:
-                sample_rows = _rows(r, state, n0, n1)
-                rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
-            grads = _backward(group, out, {layer: points}, rows, job, state)
+                if layer is None:
+                    out = _forward(module, points)
+                else:
+                    repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
+                    with replaced(module, layer, points):
+                        out = _forward(module, repeated)
+                grads = _backward(group, out, {layer: points}, rows, job, state)
         del out, points
         for key, g in grads.items():
-            per_step = g.reshape(len(g), k, n1 - n0, *g.shape[2:])
-            summed = torch.einsum("ts...,s->t...", per_step, w[s0:s1])
+            summed = integrate(g, w[s0:s1])
             if key in state.grads:
                 state.grads[key][:, n0:n1] += summed
             else:
                 _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
+
+
+def _compilable(job: Job, group: Group, rows: dict[str, torch.Tensor | None]) -> bool:
+    return job.config.compile and group.fuse_targets and all(r is not None for r in rows.values())
+
+
+def _compiled_backward(
+    module: torch.nn.Module,
+    group: Group,
+    points: torch.Tensor,
+    rows: dict[str, torch.Tensor | None],
+    classes: int,
+) -> dict[str, torch.Tensor]:
+    """The whole fused step (forward and batched backward) through ``torch.compile``."""
+    packed, slots = pack(list(rows.values()), classes)  # type: ignore[arg-type]
+    one_hot = torch.nn.functional.one_hot(packed, classes).to(points.dtype)
+    _, grads = fused_step(module)(points.detach(), one_hot)
+    return {r.key: _gather(grads, slot) for r, slot in zip(group.requests, slots, strict=True)}
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:

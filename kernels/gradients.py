@@ -15,13 +15,18 @@ def target_gradients(
     target: TargetSpec,
     retain_graph: bool,
     batched: bool = True,
+    trusted: bool = False,
+    status: dict[str, bool] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Gradient of each target's score with respect to each of ``wrt``: ``[T, *w.shape]`` each.
 
     ``rows`` (``[T, B]``) names the class differentiated for each of the ``B`` rows of
     ``outputs``; ``None`` means the callable ``target`` gives the scores. With ``batched``,
     all targets share one vmapped backward (``is_grads_batched``), falling back to a
-    per-target loop for models whose operators have no batching rule.
+    per-target loop for models whose operators have no batching rule. The batched backward
+    keeps the graph for that fallback unless ``trusted`` (it is known to work on this
+    model), so the last backward of a pass can free activations as it goes; ``status``
+    records whether the batched backward worked (``status["batched"]``).
 
     Examples
     --------
@@ -39,10 +44,17 @@ def target_gradients(
     if len(rows) == 1:
         return tuple(g[None] for g in _grad(outputs, wrt, one_hot[0], retain_graph))
     if batched:
-        try:  # keep the graph: the fallback loop below needs it if vmap fails part-way
-            return _grad(outputs, wrt, one_hot, True, is_grads_batched=True)
+        keep = retain_graph or not trusted  # the fallback needs the graph if vmap fails part-way
+        try:
+            grads = _grad(outputs, wrt, one_hot, keep, is_grads_batched=True)
+            if status is not None:
+                status["batched"] = True
+            return grads
         except RuntimeError:  # no batching rule (data-dependent ops, some custom ops)
-            pass
+            if not keep:
+                raise
+            if status is not None:
+                status["batched"] = False
     last = len(one_hot) - 1
     per_target = [_grad(outputs, wrt, g, retain_graph or i < last) for i, g in enumerate(one_hot)]
     return tuple(torch.stack(gs) for gs in zip(*per_target, strict=True))

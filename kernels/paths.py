@@ -49,19 +49,21 @@ def path_points(start: torch.Tensor, end: torch.Tensor, alphas: list[float]) -> 
     tensor([[0.0000, 0.0000],
             [0.5000, 0.5000]])
     """
-    return torch.cat([start + a * (end - start) for a in alphas], dim=0)
+    a = torch.tensor(alphas, dtype=start.dtype, device=start.device)
+    a = a.reshape(-1, *([1] * start.ndim))
+    return (start + a * (end - start)).flatten(0, 1)
 
 
-def integrate(grads: torch.Tensor, weights: list[float], steps: int) -> torch.Tensor:
+def integrate(grads: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted sum over steps of step-major gradients ``[T, S * N, ...]`` -> ``[T, N, ...]``.
 
     Examples
     --------
-    >>> integrate(torch.ones(1, 4, 2), [0.5, 0.5], 2)
+    >>> integrate(torch.ones(1, 4, 2), torch.tensor([0.5, 0.5]))
     tensor([[[1., 1.],
              [1., 1.]]])
     """
+    steps = len(weights)
     t, sn = grads.shape[:2]
     per_step = grads.reshape(t, steps, sn // steps, *grads.shape[2:])
-    w = torch.tensor(weights, dtype=grads.dtype, device=grads.device)
-    return torch.einsum("ts...,s->t...", per_step, w)
+    return torch.einsum("ts...,s->t...", per_step, weights.to(grads.dtype))

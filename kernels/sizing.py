@@ -78,6 +78,21 @@ def classes_of(job: Job, x: torch.Tensor, logits: torch.Tensor | None = None) ->
     return job.outputs or (profile.classes if profile and profile.classes else 10)
 
 
+def known_classes(job: Job) -> int | None:
+    """The number of model outputs if known (class names, or a measured forward).
+
+    Examples
+    --------
+    >>> known_classes(Job(torch.nn.Linear(3, 7), torch.ones(2, 3), outputs=7))
+    7
+    """
+    if job.outputs is not None:
+        return job.outputs
+    device = device_of(job.module, default=job.inputs.device)
+    profile = known_profile(job.module, job.inputs[:1].to(device))
+    return profile.classes if profile is not None else None
+
+
 def rows_per_chunk(
     job: Job, group: Group, x: torch.Tensor, budget: int | None, classes: int, rows: int
 ) -> int:
