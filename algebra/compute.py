@@ -51,6 +51,18 @@ def _check_data(nodes: list[Attribution]) -> None:
                     check_unchanged(value.value, value.token, argument)
 
 
+def _states(nodes: list[Attribution]) -> dict[int, str]:
+    modules = {id(m): m for m in (source_of(n.view).wrapped_model.module for n in nodes)}
+    return {key: state_token(m) for key, m in modules.items()}
+
+
+def _memoized(
+    nodes: list[Attribution], memo: Session, states: dict[int, str]
+) -> dict[str, xr.DataArray]:
+    found = {node.token: memo.get(memo_key(node, states)) for node in nodes}
+    return {token: array for token, array in found.items() if array is not None}
+
+
 def _check_optimize(optimize: Any) -> bool:
     if not isinstance(optimize, bool):
         raise TypeError(f"optimize: expected True or False; got {optimize!r}")
@@ -72,8 +84,9 @@ def compute(
     ----------
     *exprs : Expr, or one dict of name -> Expr
     optimize : bool, default True
-        ``False`` runs every expression on its own, one backward per target, unchunked
-        (the baseline that fused runs are compared with).
+        ``False`` runs every expression on its own, one backward per target, unchunked,
+        without reading or filling the session's memo (the baseline that optimized runs
+        are compared with).
     session : Session, optional
         The memo to use (default: :func:`algebra.session`).
 
@@ -93,20 +106,14 @@ def compute(
     optimize = _check_optimize(optimize)
     if session is not None and not isinstance(session, Session):
         raise TypeError(f"session: expected an ia.Session; got {type(session).__name__}")
-    memo = session if session is not None else current_session()
+    # Unoptimized runs neither read nor fill the memo: they are the baseline to compare with.
+    memo = (session if session is not None else current_session()) if optimize else Session(0)
     by_token = {n.token: n for n in nodes}
     _check_data(list(by_token.values()))
-    modules = {id(m): m for m in (source_of(n.view).wrapped_model.module for n in nodes)}
-    states = {key: state_token(m) for key, m in modules.items()}
-    results: dict[str, xr.DataArray] = {}
-    missing = []
-    for token, node in by_token.items():
-        cached = memo.get(memo_key(node, states))
-        if cached is None:
-            missing.append(node)
-        else:
-            results[token] = cached
-    memo.hits += len(by_token) - len(missing)
+    states = _states(nodes)
+    results = _memoized(list(by_token.values()), memo, states)
+    missing = [node for token, node in by_token.items() if token not in results]
+    memo.hits += len(results)
     memo.misses += len(missing)
     for entry in planner.plan(missing, planner.flags(optimize)):
         out = execute(entry.job)
@@ -125,7 +132,8 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
 
     Shows the expressions as written (logical), after merging (simplified), grouped by
     the points the model is evaluated at (physical), the passes after fusion with their
-    batch sizes, and the chunks under the memory budget. Runs nothing.
+    batch sizes, and the chunks under the memory budget. Expressions already in the
+    session's memo are left out, as ``compute`` would skip them. Runs nothing.
 
     Parameters
     ----------
@@ -146,6 +154,12 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
     """
     nodes, _ = _nodes(exprs)
     rules = planner.flags(_check_optimize(optimized))
+    memoized: dict[str, Any] = {}
+    if optimized:  # what the session's memo already holds does not run again
+        memoized = _memoized(nodes, current_session(), _states(nodes))
+        nodes = [n for n in nodes if n.token not in memoized]
+        if not nodes:
+            return "plan: every expression is in the session's memo; nothing runs"
     planned = planner.plan(nodes, rules)
     sizes, shared = [], []
     for entry in planned:
@@ -155,4 +169,10 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
         cuts = [Cut(c.per_chunk, c.chunks, c.targets_per_backward) for c in cut]
         sizes.append(JobSizes(budget_of(job, device), cuts, measured, known_classes(job)))
         shared.append([group_rows(g, job.inputs) == 1 for g in job.groups])
-    return explain_text(nodes, planned, sizes, rules, shared)
+    text = explain_text(nodes, planned, sizes, rules, shared)
+    if memoized:
+        head, rest = text.split("\n", 1)
+        count = len(memoized)
+        skipped = f"memo: {count} more expression{'s' if count != 1 else ''} already computed"
+        text = f"{head}\n{skipped} in this session (not run)\n{rest}"
+    return text

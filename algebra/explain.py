@@ -94,7 +94,8 @@ class _Tally:
 
     def text(self, estimated: bool) -> str:
         f, b = self.forwards, self.backwards
-        back = f"{b}" if not self.per_class else f"{b} + {self.per_class}C"
+        per_class = f"{self.per_class if self.per_class != 1 else ''}C"
+        back = f"{b}" if not self.per_class else (f"{b} + {per_class}" if b else per_class)
         plural = "s" if (b != 1 or self.per_class) else ""
         tail = " (chunks estimated before measuring activations)" if estimated else ""
         return (

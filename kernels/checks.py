@@ -209,10 +209,11 @@ def fingerprint(tensor: torch.Tensor) -> str:
 
 
 def state_token(module: torch.nn.Module) -> str:
-    """A token of a module's parameters and buffers: identity, storage, version and sum.
+    """A token of a module's parameters and buffers: identity, storage, version and content.
 
     Version counters catch in-place updates (optimizer steps, ``load_state_dict``); the
-    sums catch writes through ``.data``, which bypass the counters.
+    content digest catches writes through ``.data``, which bypass the counters (a SHA-1 of
+    the bytes on the CPU; a plain and a position-weighted sum on other devices).
 
     Examples
     --------
@@ -223,9 +224,17 @@ def state_token(module: torch.nn.Module) -> str:
     >>> before == state_token(net)
     False
     """
-    tensors = [*module.parameters(), *module.buffers()]
-    parts = [f"{id(t)}:{t.data_ptr()}:{t._version}:{tuple(t.shape)}" for t in tensors]
-    floating = [t.detach().sum(dtype=torch.float64) for t in tensors if t.is_floating_point()]
-    sums = torch.stack(floating).tolist() if floating else []
-    text = "|".join(parts) + repr(sums)
-    return hashlib.sha1(text.encode()).hexdigest()
+    digest = hashlib.sha1()
+    device_sums = []
+    for t in [*module.parameters(), *module.buffers()]:
+        digest.update(f"{id(t)}:{t.data_ptr()}:{t._version}:{tuple(t.shape)}|".encode())
+        data = t.detach()
+        if data.device.type == "cpu":
+            digest.update(memoryview(data.contiguous().reshape(-1).view(torch.uint8).numpy()))
+        elif data.numel():
+            flat = data.reshape(-1).to(torch.float64)
+            weights = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64)
+            device_sums += [flat.sum(), (flat * weights).sum()]
+    if device_sums:
+        digest.update(repr(torch.stack(device_sums).tolist()).encode())
+    return digest.hexdigest()
