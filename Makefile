@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 demo: $(STAMP)
 	$(PY) -m algebra.demo
@@ -16,6 +16,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
 
 # torch 2.13.0 is pinned only when the venv has no torch: the CI machines hold a CPU build
 # of exactly that version on disk, where an unpinned torch would download CUDA packages.

@@ -1,0 +1,103 @@
+"""The named workloads: which attributions each request asks for, on how many images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .models import NUM_CLASSES
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark session of attribution requests on one batch of images.
+
+    ``mixed`` workloads ask for saliency (abs), input-x-gradient and GradCAM on ``block3``
+    (ReLU, bilinear upsampling to 32x32) for all classes, plus integrated gradients; the
+    others ask for integrated gradients only. ``ig_target`` is ``"top2"`` (the two highest
+    logits of each sample) or ``"pred"``.
+    """
+
+    name: str
+    description: str
+    images: int
+    ig_steps: int
+    ig_target: str = "top2"
+    mixed: bool = True
+    # Bytes; ours runs under ia.set_options(memory_budget=...) and must peak below it.
+    memory_budget: int | None = None
+    # Rows per pass of Captum's IG (its internal_batch_size) and of the floor's chunked loop.
+    chunk_rows: int | None = None
+
+    @property
+    def ig_targets(self) -> int:
+        """Targets per sample of the integrated-gradients request."""
+        return 2 if self.ig_target == "top2" else 1
+
+    @property
+    def attributions(self) -> int:
+        """Attribution maps produced: samples x targets, summed over the requests."""
+        per_sample = self.ig_targets + (3 * NUM_CLASSES if self.mixed else 0)
+        return self.images * per_sample
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "mixed32",
+            "32 images: saliency, input-x-gradient, GradCAM(block3) x 10 classes; "
+            "IG (32 steps) x top-2",
+            images=32,
+            ig_steps=32,
+        ),
+        Workload(
+            "mixed1",
+            "mixed32's requests on 1 image (interactive latency)",
+            images=1,
+            ig_steps=32,
+        ),
+        Workload(
+            "ig1024",
+            "64 images: IG (1024 steps) x pred under a 1 GiB memory budget",
+            images=64,
+            ig_steps=1024,
+            ig_target="pred",
+            mixed=False,
+            memory_budget=GIB,
+            chunk_rows=2048,
+        ),
+    )
+}
+
+# Smaller sizes for a smoke run (--quick); the requests stay the same.
+_QUICK = {"ig1024": {"ig_steps": 128}}
+
+
+def select(names: list[str] | None, quick: bool = False) -> list[Workload]:
+    """The workloads to run, in the order given (all of them when ``names`` is empty).
+
+    Parameters
+    ----------
+    names : list of str or None
+        Workload names; ``None`` or empty selects every workload.
+    quick : bool
+        Use the smaller ``--quick`` sizes.
+
+    Returns
+    -------
+    list of Workload
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    unknown = [n for n in names or [] if n not in WORKLOADS]
+    if unknown:
+        raise ValueError(
+            f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+        )
+    chosen = [WORKLOADS[n] for n in names] if names else list(WORKLOADS.values())
+    return [replace(w, **_QUICK.get(w.name, {})) if quick else w for w in chosen]
