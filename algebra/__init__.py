@@ -8,13 +8,17 @@ labelled ``xarray`` results::
     sal = q.saliency("pred").compute()
 """
 
+from . import plot as plot  # registers the ``.ia`` accessor on xarray results
+from .bind import query
+from .columns import col
 from .compute import compute, explain
 from .expr import Expr
 from .model import Model, model
 from .options import options, set_options
-from .query import Query
+from .query_errors import QueryError, QuerySyntaxError
 from .session import Session, session
 from .targets import Target, classes, topk
+from .view import Query
 
 __version__ = "0.1.0"
 
@@ -22,13 +26,17 @@ __all__ = [
     "Expr",
     "Model",
     "Query",
+    "QueryError",
+    "QuerySyntaxError",
     "Session",
     "Target",
     "classes",
+    "col",
     "compute",
     "explain",
     "model",
     "options",
+    "query",
     "session",
     "set_options",
     "topk",

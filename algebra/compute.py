@@ -9,20 +9,24 @@ from typing import Any
 import xarray as xr
 
 from . import planner
+from .describe import describe_expr
+from .evaluate import evaluate, leaves, result_name
 from .explain import Cut, JobSizes, explain_text
 from .expr import Expr
 from .kernels.checks import check_unchanged, state_token
+from .kernels.edits import materialize_job
 from .kernels.execute import execute
+from .kernels.frame import Frame
 from .kernels.guard import device_of
 from .kernels.sizing import budget_of, group_rows, known_classes, sizing
-from .nodes import Ref
+from .nodes import Node, Ref
 from .operators import Attribution, source_of
-from .results import to_dataarray
+from .results import to_frame, to_xarray
 from .session import Session, memo_key
 from .session import session as current_session
 
 
-def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Attribution], Mapping[Any, Any] | None]:
+def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Node], Mapping[Any, Any] | None]:
     if len(exprs) == 1 and isinstance(exprs[0], Mapping):
         mapping = exprs[0]
         items = list(mapping.values())
@@ -40,25 +44,24 @@ def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Attribution], Mapping[Any, Any]
     return [item.node for item in items], mapping
 
 
-def _check_data(nodes: list[Attribution]) -> None:
+def _check_data(nodes: list[Node]) -> None:
     # Tokens record each tensor's in-place version: data changed since then is not what
     # the expression describes, and computing it would be silently wrong.
     for root in nodes:
         for node in root.walk():
             named = [(f.name, getattr(node, f.name)) for f in fields(node)]
             for argument, value in named + list(getattr(node, "params", ())):
-                if isinstance(value, Ref):
+                if isinstance(value, Ref) and hasattr(value.value, "_version"):  # tensors
                     check_unchanged(value.value, value.token, argument)
 
 
-def _states(nodes: list[Attribution]) -> dict[int, str]:
-    modules = {id(m): m for m in (source_of(n.view).wrapped_model.module for n in nodes)}
+def _states(nodes: list[Node]) -> dict[int, str]:
+    models = (source_of(n.view).wrapped_model.module for n in leaves(nodes))
+    modules = {id(m): m for m in models}
     return {key: state_token(m) for key, m in modules.items()}
 
 
-def _memoized(
-    nodes: list[Attribution], memo: Session, states: dict[int, str]
-) -> dict[str, xr.DataArray]:
+def _memoized(nodes: list[Node], memo: Session, states: dict[int, str]) -> dict[str, xr.DataArray]:
     found = {node.token: memo.get(memo_key(node, states)) for node in nodes}
     return {token: array for token, array in found.items() if array is not None}
 
@@ -115,13 +118,17 @@ def compute(
     missing = [node for token, node in by_token.items() if token not in results]
     memo.hits += len(results)
     memo.misses += len(missing)
-    for entry in planner.plan(missing, planner.flags(optimize)):
-        out = execute(entry.job)
+    frames: dict[str, Frame] = {}
+    for entry in planner.plan(leaves(missing), planner.flags(optimize)):
+        out = execute(materialize_job(entry.job))
         for result in entry.job.results:
             node = entry.nodes[result.key]
-            array = to_dataarray(node, out.tasks[result.key], out.logits)
-            results[result.key] = array
-            memo.put(memo_key(node, states), array, node)
+            frames[result.key] = to_frame(node, out.tasks[result.key], out.logits)
+    cache: dict[str, Frame] = {}
+    for node in missing:
+        array = to_xarray(evaluate(node, frames, cache), result_name(node))
+        results[node.token] = array
+        memo.put(memo_key(node, states), array, node)
     if mapping is not None:
         return {key: results[n.token] for key, n in zip(mapping, nodes, strict=True)}
     return tuple(results[n.token] for n in nodes)
@@ -160,16 +167,20 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
         nodes = [n for n in nodes if n.token not in memoized]
         if not nodes:
             return "plan: every expression is in the session's memo; nothing runs"
-    planned = planner.plan(nodes, rules)
+    planned = planner.plan(leaves(nodes), rules)
     sizes, shared = [], []
     for entry in planned:
-        job = entry.job
+        job = materialize_job(entry.job)
         device = device_of(job.module, default=job.inputs.device)
         cut, measured = sizing(job)
         cuts = [Cut(c.per_chunk, c.chunks, c.targets_per_backward) for c in cut]
         sizes.append(JobSizes(budget_of(job, device), cuts, measured, known_classes(job)))
         shared.append([group_rows(g, job.inputs) == 1 for g in job.groups])
-    text = explain_text(nodes, planned, sizes, rules, shared)
+    text = explain_text(leaves(nodes), planned, sizes, rules, shared)
+    steps = [describe_expr(n) for n in nodes if not isinstance(n, Attribution)]
+    if steps:
+        text += "\nthen, on the device: " + str(len(steps)) + " derived expression"
+        text += "s" * (len(steps) != 1) + "\n" + "\n".join(f"  {step}" for step in steps)
     if memoized:
         head, rest = text.split("\n", 1)
         count = len(memoized)

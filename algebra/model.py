@@ -12,7 +12,7 @@ from .operators import Source
 if TYPE_CHECKING:
     import torch
 
-    from .query import Query
+    from .view import Query
 
 
 def default_dims(ndim: int) -> tuple[str, ...]:
@@ -60,6 +60,9 @@ class Model:
         self.classes = None if classes is None else tuple(classes)
         self.layer_names = tuple(n for n, _ in module.named_modules() if n)
         self.ref = Ref(self, f"model:{id(module)}:{self.name}:{self.classes}")
+        # The model whose outputs resolve 'pred' and 'topk' targets (None: this one).
+        self.reference: Model | None = None
+        self.parts: tuple[Model, Model] | None = None
 
     @property
     def num_classes(self) -> int | None:
@@ -102,7 +105,7 @@ class Model:
         >>> m.on(torch.rand(5, 4), labels=[0, 1, 2, 0, 1])
         Query(Linear on inputs [5, 4])
         """
-        from .query import Query
+        from .view import Query
 
         x = as_inputs(inputs, model_dtype(self.module))
         y = None if labels is None else as_labels(labels, x.shape[0], self.num_classes)
@@ -123,6 +126,39 @@ class Model:
             ids=sample_ids,
         )
         return Query(source)
+
+
+def disagreement(left: Model, right: Model) -> Model:
+    """A model whose outputs are ``left(x) - right(x)``, for the model-level anti-join.
+
+    Its ``pred`` is the left model's prediction; its token derives from the two models',
+    so building it twice gives equal expressions.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> f, g = ia.model(torch.nn.Linear(2, 3), name="f"), ia.model(torch.nn.Linear(2, 3), name="g")
+    >>> d = disagreement(f, g)
+    >>> d.name, d.ref == disagreement(f, g).ref, d.reference is f
+    ('f - g', True, True)
+    """
+    from .kernels.difference import Difference
+
+    if left.classes is not None and right.classes is not None and left.classes != right.classes:
+        raise ValueError(
+            "models: the two models name their classes differently; a disagreement "
+            "compares the same classes"
+        )
+    derived = Model(
+        Difference(left.module, right.module),
+        name=f"{left.name} - {right.name}",
+        classes=left.classes or right.classes,
+    )
+    derived.ref = Ref(derived, f"model:difference:{left.ref.token}:{right.ref.token}")
+    derived.reference = left
+    derived.parts = (left, right)
+    derived.layer_names = ()  # layers of two models are not one model's layers
+    return derived
 
 
 def _listed(ids: Any) -> list[Any]:

@@ -66,7 +66,12 @@ class Layer(Node):
     op = "layer"
 
     def validate(self) -> None:
-        if not isinstance(self.view, Source):
+        if isinstance(self.view, Window):
+            raise ValueError(
+                "layer: select the layer before the window, e.g. q.layer(name).window(...); "
+                "the window then lies on the layer's grid"
+            )
+        if not isinstance(self.view, (Source, Edit)):
             raise ValueError(
                 f"layer: a layer is already selected ({layer_of(self.view)!r}); select one layer per query"
             )
@@ -77,6 +82,95 @@ class Layer(Node):
                 + did_you_mean(self.name, names)
                 + " Layers are named as in model.named_modules(); see Model.layer_names."
             )
+
+
+def _check_window(window: Any, argument: str = "window") -> tuple[int, int, int, int]:
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 4:
+        raise TypeError(f"{argument}: expected four integers (r0, r1, c0, c1); got {window!r}")
+    values = []
+    for v in window:
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"{argument}: expected four integers (r0, r1, c0, c1); got {window!r}")
+        values.append(int(v.__index__()))
+    r0, r1, c0, c1 = values
+    if not (0 <= r0 < r1 and 0 <= c0 < c1):
+        raise ValueError(
+            f"{argument}: expected 0 <= r0 < r1 and 0 <= c0 < c1 (rows r0:r1, columns c0:c1); "
+            f"got {values}"
+        )
+    return r0, r1, c0, c1
+
+
+def _check_on_grid(
+    window: tuple[int, int, int, int], shape: tuple[int, ...], argument: str
+) -> None:
+    if len(shape) < 3:
+        raise ValueError(
+            f"{argument}: a window needs a spatial grid [N, ..., rows, columns], but the inputs "
+            f"have shape {list(shape)}"
+        )
+    rows, cols = shape[-2], shape[-1]
+    if window[1] > rows or window[3] > cols:
+        raise ValueError(
+            f"{argument}: {list(window)} does not lie inside the inputs' {rows} x {cols} grid"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Edit(Node):
+    """What-if inputs: the view's inputs with a window patched or replaced, or mapped by a function.
+
+    ``value`` is a number or ``Ref`` tensor (``patch``), the base node of the other inputs
+    (``replace``) or a ``Ref`` callable (``fn``).
+    """
+
+    view: Node
+    kind: str
+    window: tuple[int, int, int, int] | None
+    value: Any
+    op = "edit"
+
+    def validate(self) -> None:
+        if not isinstance(self.view, (Source, Edit)):
+            raise ValueError("edit: edits apply to the inputs, below any layer or window")
+        if self.kind not in ("patch", "replace", "fn"):
+            raise ValueError(f"edit: unknown kind {self.kind!r}")
+        shape = source_of(self.view).shape
+        if self.window is not None:
+            _check_on_grid(self.window, shape, "window")
+        if self.kind == "replace":
+            other = source_of(self.value).shape
+            if other != shape:
+                raise ValueError(
+                    f"with_: the replacement inputs have shape {list(other)}, but the inputs "
+                    f"have shape {list(shape)}"
+                )
+
+
+@dataclass(frozen=True, eq=False)
+class Window(Node):
+    """Projection: attribute only the features in rows ``r0:r1``, columns ``c0:c1``.
+
+    The window lies on the grid of what is attributed: the input's last two dims, or the
+    selected layer's. Outside it, features are held at their values (context) and get zero.
+    """
+
+    view: Node
+    window: tuple[int, int, int, int]
+    op = "window"
+
+    def validate(self) -> None:
+        _check_window(self.window)
+        r0, r1, c0, c1 = self.window
+        if isinstance(self.view, Window):
+            p0, p1, q0, q1 = self.view.window
+            if not (p0 <= r0 and r1 <= p1 and q0 <= c0 and c1 <= q1):
+                raise ValueError(
+                    f"window: {list(self.window)} does not lie inside its parent window "
+                    f"{list(self.view.window)}; a drill-down narrows the window"
+                )
+        if layer_of(self.view) is None:
+            _check_on_grid(self.window, source_of(self.view).shape, "window")
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +214,58 @@ def source_of(view: Node) -> Source:
     while not isinstance(view, Source):
         view = view.children[0]
     return view
+
+
+def base_of(view: Node) -> Node:
+    """The node that gives a view its inputs: its :class:`Source` or its last :class:`Edit`.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Conv2d(1, 1, 1).eval()).on(torch.rand(2, 1, 4, 4))
+    >>> base_of(q.patch((0, 2, 0, 2), 0.0).window(0, 2, 0, 2).node).op
+    'edit'
+    """
+    while not isinstance(view, (Source, Edit)):
+        view = view.children[0]
+    return view
+
+
+def window_of(view: Node) -> tuple[int, int, int, int] | None:
+    """The innermost window of a view (drill-downs narrow it), or ``None``.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Conv2d(1, 1, 1).eval()).on(torch.rand(2, 1, 8, 8))
+    >>> window_of(q.window(0, 8, 0, 8).window(2, 6, 2, 4).node)
+    (2, 6, 2, 4)
+    """
+    while not isinstance(view, (Source, Edit)):
+        if isinstance(view, Window):
+            return view.window
+        view = view.children[0]
+    return None
+
+
+def rebased(view: Node, base: Node) -> Node:
+    """``view`` with its base (source or edits) swapped for ``base``, layer and windows kept.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> m = ia.model(torch.nn.Conv2d(1, 1, 1).eval())
+    >>> a, b = m.on(torch.rand(2, 1, 4, 4)), m.on(torch.rand(2, 1, 4, 4))
+    >>> source_of(rebased(a.window(0, 2, 0, 2).node, b.node)) == b.node
+    True
+    """
+    if isinstance(view, (Source, Edit)):
+        return base
+    if isinstance(view, Layer):
+        return Layer(rebased(view.view, base), view.name)
+    if isinstance(view, Window):
+        return Window(rebased(view.view, base), view.window)
+    raise TypeError(f"cannot rebase a {type(view).__name__}")
 
 
 def layer_of(view: Node) -> str | None:

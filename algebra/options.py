@@ -49,12 +49,17 @@ class Options:
     the working memory of each pass; ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast,
     CUDA only); ``compile`` runs the forward of hook-free passes through ``torch.compile``;
     ``session_bytes`` is the default size of a :class:`~algebra.session.Session`'s memo.
+    ``identity`` is the method of :meth:`Query.identity` and of queries without ``using``:
+    integrated gradients (the gradient method whose attributions are Aumann-Shapley
+    values, the continuous analogue of the paper's Shapley identity) until sampled Shapley
+    values exist.
     """
 
     memory_budget: int | None = None
     precision: str = "fp32"
     compile: bool = False
     session_bytes: int = 512 * 2**20
+    identity: str = "integrated_gradients"
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -67,6 +72,10 @@ class Options:
             raise ValueError(
                 f"precision: expected one of {', '.join(map(repr, PRECISIONS))}; got {value!r}"
             )
+        elif name == "identity":
+            from .methods import method
+
+            method(value)
         elif name == "compile" and not isinstance(value, bool):
             raise TypeError(f"compile: expected True or False; got {value!r}")
         elif name == "optimizer" and not isinstance(value, OptimizerOptions):

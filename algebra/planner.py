@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kernels.plan import ExecConfig, Group, Job, Output, PathSpec, Points, Request, TargetSpec
+from .kernels.plan import (
+    Edited,
+    ExecConfig,
+    Group,
+    Job,
+    Output,
+    PathSpec,
+    Points,
+    Request,
+    TargetSpec,
+)
 from .methods import method as lookup_method
-from .nodes import Ref
-from .operators import Attribution, Source, layer_of, source_of
+from .nodes import Node, Ref
+from .operators import Attribution, Edit, Source, base_of, layer_of, source_of, window_of
 from .options import OptimizerOptions, options
 
 NO_OPTIMIZATION = OptimizerOptions(
@@ -35,11 +45,28 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     """
     params = [f"target={node.target.describe()}"]
     for key, value in node.params:
-        shown = f"tensor{list(value.value.shape)}" if isinstance(value, Ref) else repr(value)
-        params.append(f"{key}={shown}")
+        params.append(f"{key}={shown(value)}")
     layer = layer_of(node.view) if with_layer else None
     at = f" at layer {layer!r}" if layer else ""
+    window = window_of(node.view)
+    at += f" in window {list(window)}" if window else ""
+    at += " on edited inputs" if isinstance(base_of(node.view), Edit) else ""
     return f"{node.method}({', '.join(params)}){at}"
+
+
+def shown(value: object) -> str:
+    """A parameter value as plans and attributes show it (tensors by shape).
+
+    Examples
+    --------
+    >>> shown(0.5), shown("gausslegendre")
+    ('0.5', "'gausslegendre'")
+    """
+    if isinstance(value, Ref) and hasattr(value.value, "shape"):
+        return f"tensor{list(value.value.shape)}"
+    if isinstance(value, Node):  # another query's inputs
+        return f"inputs{list(source_of(value).shape)}"
+    return repr(value)
 
 
 def flags(optimize: bool = True) -> OptimizerOptions:
@@ -53,13 +80,40 @@ def flags(optimize: bool = True) -> OptimizerOptions:
     return options.optimizer if optimize else NO_OPTIMIZATION
 
 
+def inputs_of(base: Node) -> object:
+    """What a base view feeds the model: the source's tensor, or an :class:`Edited` spec.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Conv2d(1, 1, 1).eval()).on(torch.rand(2, 1, 4, 4))
+    >>> spec = inputs_of(q.patch((0, 2, 0, 2), 1.0).node)
+    >>> spec.kind, spec.window, spec.value
+    ('patch', (0, 2, 0, 2), 1.0)
+    """
+    if isinstance(base, Source):
+        return base.inputs.value
+    assert isinstance(base, Edit)
+    value = base.value
+    if isinstance(value, Node):
+        value = inputs_of(value)
+    elif isinstance(value, Ref):
+        value = value.value
+    return Edited(inputs_of(base.view), base.kind, base.window, value)  # type: ignore[arg-type]
+
+
 def _points(node: Attribution, rules: OptimizerOptions, key: str) -> Points:
     if not lookup_method(node.method).path:
         return Points("inputs", owner="" if rules.share_forward else key)
     opts = node.options
     baseline = dict(node.params)["baseline"]
-    baseline_key = baseline.token if isinstance(baseline, Ref) else repr(baseline)
-    path = PathSpec(opts["steps"], opts["method"], opts["baseline"], baseline_key)
+    if isinstance(baseline, Node):
+        start, baseline_key = inputs_of(baseline), baseline.token
+    else:
+        start = opts["baseline"]
+        baseline_key = baseline.token if isinstance(baseline, Ref) else repr(baseline)
+    window = window_of(node.view)
+    path = PathSpec(opts["steps"], opts["method"], start, baseline_key, window)
     return Points("path", path, layer_of(node.view), owner="" if rules.share_paths else key)
 
 
@@ -93,20 +147,22 @@ def plan(nodes: list[Attribution], rules: OptimizerOptions | None = None) -> lis
     groups: dict[tuple[str, str], Group] = {}
     for node in {n.token: n for n in nodes}.values():
         source = source_of(node.view)
-        if source.token not in planned:
+        base = base_of(node.view)  # one job per model and (possibly edited) inputs
+        if base.token not in planned:
             labels = None if source.labels is None else source.labels.value
             model = source.wrapped_model
             config = ExecConfig(
                 rules.chunk, options.memory_budget, options.precision, options.compile
             )
-            job = Job(model.module, source.inputs.value, labels, outputs=model.num_classes)
+            job = Job(model.module, inputs_of(base), labels, outputs=model.num_classes)
             job.config = config
-            planned[source.token] = Planned(source, job, {})
-            groups[(source.token, Points("inputs").key)] = Group(Points("inputs"))
-            job.groups.append(groups[(source.token, Points("inputs").key)])
-        entry = planned[source.token]
+            job.reference = None if model.reference is None else model.reference.module
+            planned[base.token] = Planned(source, job, {})
+            groups[(base.token, Points("inputs").key)] = Group(Points("inputs"))
+            job.groups.append(groups[(base.token, Points("inputs").key)])
+        entry = planned[base.token]
         entry.nodes[node.token] = node
-        _add(node, entry.job, groups, source.token, rules)
+        _add(node, entry.job, groups, base.token, rules)
     for entry in planned.values():
         order = {"inputs": 0, "baseline": 1, "path": 2}
         entry.job.groups.sort(key=lambda g: (order[g.points.kind], g.points.owner != ""))
@@ -150,6 +206,7 @@ def _add(
             absolute=bool(opts.get("abs", False)),
             relu=bool(opts.get("relu", False)),
             upsample=bool(opts.get("upsample", False)),
+            window=window_of(node.view),
         )
     )
 

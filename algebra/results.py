@@ -8,9 +8,10 @@ import numpy as np
 import xarray as xr
 
 from .kernels.execute import TaskResult
+from .kernels.frame import Frame
 from .model import default_dims
-from .nodes import Ref
-from .operators import Attribution, layer_of, source_of
+from .operators import Attribution, Edit, base_of, layer_of, source_of, window_of
+from .planner import shown
 
 
 def _numpy(tensor: Any) -> np.ndarray:
@@ -42,16 +43,21 @@ def attributes(node: Attribution) -> dict[str, Any]:
     }
     for key, value in node.params:
         name = "integration" if key == "method" else key
-        attrs[name] = f"tensor{list(value.value.shape)}" if isinstance(value, Ref) else value
+        attrs[name] = value if isinstance(value, (int, float, str)) else shown(value)
+    window = window_of(node.view)
+    if window is not None:
+        attrs["window"] = list(window)
+    if isinstance(base_of(node.view), Edit):
+        attrs["edited"] = 1
     return attrs
 
 
-def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataArray:
-    """Label one task's output ``[T, N, ...]`` with dims, coordinates and attributes.
+def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
+    """Label one task's output ``[T, N, ...]``: dims, coordinates and per-sample columns.
 
     Dims are ``sample``, ``target`` (for expanding targets), then the input's dims (or
     the layer's). ``class`` always holds the class attributed; ``pred``/``label`` are per
-    sample.
+    sample. The data stays on the model's device.
 
     Examples
     --------
@@ -61,8 +67,9 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
     >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> node = q.saliency(ia.topk(2)).node
     >>> out = execute(plan([node])[0].job)
-    >>> to_dataarray(node, out.tasks[node.token], out.logits).dims
-    ('sample', 'target', 'feature')
+    >>> frame = to_frame(node, out.tasks[node.token], out.logits)
+    >>> frame.dims, sorted(frame.columns)
+    (('sample', 'target', 'feature'), ['id', 'pred', 'score'])
     """
     source = source_of(node.view)
     model = source.wrapped_model
@@ -76,23 +83,32 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
     else:
         feature_dims = default_dims(values.ndim - 1) if layer else source.dims
     n = source.n
-    sample = list(source.ids) if source.ids is not None else np.arange(n)
-    coords: dict[str, Any] = {"sample": sample, "pred": ("sample", _numpy(logits.argmax(dim=1)))}
+    sample = np.asarray(source.ids) if source.ids is not None else np.arange(n)
+    pred = logits.argmax(dim=1)
+    coords: dict[str, Any] = {"sample": (("sample",), sample), "pred": (("sample",), _numpy(pred))}
+    columns: dict[str, Any] = {
+        "pred": pred,
+        "score": logits.float().softmax(dim=1).amax(dim=1),
+        "id": sample,
+    }
     if source.labels is not None:
-        coords["label"] = ("sample", _numpy(source.labels.value))
+        labels = source.labels.value.to(logits.device)
+        coords["label"] = (("sample",), _numpy(labels))
+        columns["label"] = labels
+        columns["correct"] = pred == labels
     classes = None if result.classes is None else _numpy(result.classes)
     if target.expands:
-        data = _numpy(values).swapaxes(0, 1)
+        data = values.transpose(0, 1)
         dims = ("sample", "target", *feature_dims)
         if target.kind == "topk":
-            coords["target"] = np.arange(data.shape[1])
+            coords["target"] = (("target",), np.arange(data.shape[1]))
             class_dims: tuple[str, ...] = ("sample", "target")
             class_values = classes.T  # type: ignore[union-attr]
         else:
-            coords["target"] = classes[:, 0]  # type: ignore[index]
+            coords["target"] = (("target",), classes[:, 0])  # type: ignore[index]
             class_dims, class_values = ("target",), classes[:, 0]  # type: ignore[index]
     else:
-        data = _numpy(values[0])
+        data = values[0]
         dims = ("sample", *feature_dims)
         class_dims, class_values = ("sample",), None if classes is None else classes[0]
     if class_values is not None:
@@ -102,4 +118,38 @@ def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataA
                 class_dims,
                 np.asarray(model.classes, dtype=object)[class_values],
             )
-    return xr.DataArray(data, dims=dims, coords=coords, name=node.method, attrs=attributes(node))
+    attrs = attributes(node)
+    return Frame(data, dims, coords, tuple(feature_dims), columns, attrs)
+
+
+def to_xarray(frame: Frame, name: str) -> xr.DataArray:
+    """The xarray boundary: a frame becomes a ``DataArray`` on the host.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from algebra.kernels.frame import Frame
+    >>> to_xarray(Frame(torch.zeros(2, 3), ("sample", "x")), "saliency").dims
+    ('sample', 'x')
+    """
+    coords = {key: (dims, values) for key, (dims, values) in frame.coords.items()}
+    return xr.DataArray(
+        _numpy(frame.data), dims=frame.dims, coords=coords, name=name, attrs=dict(frame.attrs)
+    )
+
+
+def to_dataarray(node: Attribution, result: TaskResult, logits: Any) -> xr.DataArray:
+    """Label one task's output as a ``DataArray`` (see :func:`to_frame`).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.planner import plan
+    >>> from algebra.kernels.execute import execute
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> node = q.saliency(ia.topk(2)).node
+    >>> out = execute(plan([node])[0].job)
+    >>> to_dataarray(node, out.tasks[node.token], out.logits).dims
+    ('sample', 'target', 'feature')
+    """
+    return to_xarray(to_frame(node, result, logits), node.method)

@@ -9,7 +9,7 @@ from typing import Any
 import xarray as xr
 
 from .nodes import Node
-from .operators import Attribution, source_of
+from .operators import source_of
 from .options import options
 
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar("session", default=None)
@@ -159,8 +159,8 @@ def session() -> Session:
     return _default if active is None else active
 
 
-def memo_key(node: Attribution, states: dict[int, str]) -> str:
-    """The memo key of ``node``: its structure, its model's state token and the precision
+def memo_key(node: Node, states: dict[int, str]) -> str:
+    """The memo key of ``node``: its structure, its models' state tokens and the precision
     (the one option that changes results beyond float rounding).
 
     Examples
@@ -171,5 +171,8 @@ def memo_key(node: Attribution, states: dict[int, str]) -> str:
     >>> memo_key(node, {id(net): "state"}) == node.token + "|state|fp32"
     True
     """
-    module = source_of(node.view).wrapped_model.module
-    return f"{node.token}|{states[id(module)]}|{options.precision}"
+    from .evaluate import leaves
+
+    modules = {id(source_of(leaf.view).wrapped_model.module) for leaf in leaves([node])}
+    state = "|".join(states[key] for key in sorted(modules, key=lambda k: states[k]))
+    return f"{node.token}|{state}|{options.precision}"

@@ -34,6 +34,8 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
     """
     acts: dict[str, torch.Tensor] = {}
     modules = dict(module.named_modules())
+    if names:
+        refuse_script(module)
     with contextlib.ExitStack() as stack:
         for name in names:
 
@@ -62,6 +64,23 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
             )
 
 
+def refuse_script(module: torch.nn.Module) -> None:
+    """Raise a clear ``ValueError`` for TorchScript models, which refuse forward hooks.
+
+    Examples
+    --------
+    >>> refuse_script(torch.jit.script(torch.nn.Linear(2, 2)))
+    Traceback (most recent call last):
+    ValueError: layer: a TorchScript model cannot have its layers selected (TorchScript refuses forward hooks); attribute its input, or load the model as a torch.export archive or a Python module
+    """
+    if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
+        raise ValueError(
+            "layer: a TorchScript model cannot have its layers selected (TorchScript refuses "
+            "forward hooks); attribute its input, or load the model as a torch.export archive "
+            "or a Python module"
+        )
+
+
 @contextlib.contextmanager
 def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterator[None]:
     """Substitute ``value`` for the named submodule's output during the block.
@@ -82,6 +101,7 @@ def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterato
             )
         return value.clone()
 
+    refuse_script(module)
     handle = dict(module.named_modules())[name].register_forward_hook(hook)
     try:
         yield

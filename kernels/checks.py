@@ -142,6 +142,26 @@ def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
     return ordinary(baseline)
 
 
+def as_patch(value: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """Validate a patch value: a finite tensor (or NumPy array), in the inputs' dtype.
+
+    Examples
+    --------
+    >>> as_patch(np.ones((2, 2)), torch.zeros(1, 1, 4, 4)).dtype
+    torch.float32
+    >>> as_patch("red", torch.zeros(1, 1, 4, 4))
+    Traceback (most recent call last):
+    TypeError: value: expected a number or a tensor; got str
+    """
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"value: expected a number or a tensor; got {type(value).__name__}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError("value: the patch's values must be finite")
+    return ordinary(value).to(inputs.dtype)
+
+
 def ordinary(tensor: torch.Tensor) -> torch.Tensor:
     """A tensor usable outside inference mode (inference tensors have no version counter).
 

@@ -22,10 +22,11 @@ from .gradients import target_gradients
 from .guard import device_of, guarded
 from .memory import profiling
 from .paths import alphas_and_weights, integrate, path_points
-from .plan import ExecConfig, Group, Job, Output, Request
+from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
 from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
 from .targets import class_rows, pack
+from .windows import inside, path_start
 
 
 @dataclass
@@ -64,7 +65,7 @@ def execute(job: Job) -> JobResult:
     Examples
     --------
     >>> from algebra.kernels.plan import Group, Output, Points, Request, TargetSpec
-    >>> net = torch.nn.Linear(3, 2)
+    >>> net = torch.nn.Linear(3, 2).eval()
     >>> group = Group(Points("inputs"), [Request("r", TargetSpec("index", 1))])
     >>> job = Job(net, torch.ones(4, 3), groups=[group], results=[Output("g", "r", "gradient")])
     >>> out = execute(job)
@@ -78,6 +79,8 @@ def execute(job: Job) -> JobResult:
     cfg = job.config
     state = _State(x, labels, budget_of(job, device))
     with guarded(module), _precision(cfg, device):
+        if job.reference is not None:
+            state.logits = _reference_logits(job, state)
         for group in job.groups:
             if group.points.kind == "inputs":
                 _run_inputs(module, job, group, state)
@@ -102,6 +105,19 @@ def _precision(cfg: ExecConfig, device: torch.device) -> Iterator[None]:
         )
     with torch.autocast("cuda", dtype=torch.bfloat16):
         yield
+
+
+def _reference_logits(job: Job, state: _State) -> torch.Tensor:
+    # One gradient-free pass of the reference model, chunked like the inputs' pass.
+    n = state.x.shape[0]
+    per_chunk = rows_per_chunk(job, job.groups[0], state.x, state.budget, 1, n)
+    parts = []
+    with torch.no_grad():
+        for n0, n1 in sample_chunks(n, per_chunk):
+            parts.append(_forward(job.reference, state.x[n0:n1]))
+    logits = torch.cat(parts)
+    _keep_logits(job, state, logits, 0, n)
+    return logits
 
 
 def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -306,11 +322,7 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
     assert path is not None
     x, n = state.x, state.x.shape[0]
     layer = points_spec.layer
-    if layer is None:
-        start_all, end_all = _baseline_input(path.baseline, x), x
-    else:
-        start_all = state.baselines[(path.baseline_key, layer)]
-        end_all = state.acts[layer]
+    start_all, end_all = _path_ends(path, layer, state)
     alphas, weights = alphas_and_weights(path.rule, path.steps)
     w = torch.tensor(weights, dtype=x.dtype, device=x.device)
     per_chunk = _per_chunk(job, group, state, n * path.steps)
@@ -342,6 +354,18 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
                 state.grads[key][:, n0:n1] += summed
             else:
                 _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
+
+
+def _path_ends(
+    path: PathSpec, layer: str | None, state: _State
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and end of a path, for all samples; a window holds the outside at the end."""
+    if layer is None:
+        start, end = _baseline_input(path.baseline, state.x), state.x
+    else:
+        start, end = state.baselines[(path.baseline_key, layer)], state.acts[layer]
+    what = "the inputs" if layer is None else f"layer {layer!r}"
+    return path_start(start, end, path.window, what), end
 
 
 def _compilable(job: Job, group: Group, rows: dict[str, torch.Tensor | None]) -> bool:
@@ -378,13 +402,13 @@ def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
             out.layer,
             out.relu,
             tuple(x.shape[2:]) if out.upsample else None,
+            out.window,
         )
+        return TaskResult(values, state.rows.get(req.key))
     else:
         path = group.points.path
         assert path is not None
-        if out.layer is None:
-            diff = x - _baseline_input(path.baseline, x)
-        else:
-            diff = state.acts[out.layer] - state.baselines[(path.baseline_key, out.layer)]
-        values = grads * diff
-    return TaskResult(values, state.rows.get(req.key))
+        start, end = _path_ends(path, out.layer, state)
+        values = grads * (end - start)
+    what = "the inputs" if out.layer is None else f"layer {out.layer!r}"
+    return TaskResult(inside(values, out.window, what), state.rows.get(req.key))

@@ -23,8 +23,10 @@ def guarded(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
     --------
     >>> net = torch.nn.Linear(2, 2).train()
     >>> import warnings
-    >>> with warnings.catch_warnings(record=True), guarded(net) as m:
-    ...     m.training, m.weight.requires_grad
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     with guarded(net) as m:
+    ...         m.training, m.weight.requires_grad
     (False, False)
     >>> net.training, net.weight.requires_grad
     (True, True)

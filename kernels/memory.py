@@ -67,6 +67,17 @@ def guessed_profile(x: torch.Tensor) -> Profile:
     return Profile(GUESS_EXPANSION * per_sample, 8 * per_sample, measured=False)
 
 
+def hookable(module: torch.nn.Module) -> bool:
+    """Whether forward hooks can be registered (TorchScript modules refuse them).
+
+    Examples
+    --------
+    >>> hookable(torch.nn.Linear(2, 2)), hookable(torch.jit.script(torch.nn.Linear(2, 2)))
+    (True, False)
+    """
+    return not any(isinstance(m, torch.jit.ScriptModule) for m in module.modules())
+
+
 @contextlib.contextmanager
 def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
     """Record output sizes of every submodule during the forward inside the block.
@@ -81,7 +92,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
     >>> known_profile(net, torch.ones(1, 2)).layers["0"]
     32
     """
-    if known_profile(module, x) is not None:
+    if known_profile(module, x) is not None or not hookable(module):
         yield
         return
     sizes: dict[str, int] = {}
@@ -136,7 +147,7 @@ def row_bytes(profile: Profile, point_bytes: int, wrt_bytes: int, targets: int, 
     Examples
     --------
     >>> row_bytes(Profile(saved=100, largest=40), 8, 8, targets=2, grad=True)
-    380
+    372
     """
     if not grad:
         return 2 * profile.largest + point_bytes

@@ -15,7 +15,7 @@ def alphas_and_weights(rule: str, steps: int) -> tuple[list[float], list[float]]
     --------
     >>> alphas_and_weights("riemann_trapezoid", 3)
     ([0.0, 0.5, 1.0], [0.16666666666666666, 0.3333333333333333, 0.16666666666666666])
-    >>> [round(a, 4) for a in alphas_and_weights("gausslegendre", 2)[0]]
+    >>> [round(float(a), 4) for a in alphas_and_weights("gausslegendre", 2)[0]]
     [0.2113, 0.7887]
     """
     n = steps

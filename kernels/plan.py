@@ -50,17 +50,39 @@ class TargetSpec:
         return 1
 
 
+# A window ``(r0, r1, c0, c1)``: rows r0:r1 and columns c0:c1 of a spatial grid.
+Window = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Edited:
+    """Inputs made from other inputs: ``base`` (a tensor or another ``Edited``) changed.
+
+    ``patch`` sets ``window`` to ``value`` (a number or a tensor broadcastable to the
+    patch), ``replace`` copies ``window`` from ``value`` (a tensor or ``Edited`` of the same
+    shape), ``fn`` maps the whole batch through the callable ``value``.
+    """
+
+    base: Any
+    kind: Literal["patch", "replace", "fn"]
+    window: Window | None
+    value: Any
+
+
 @dataclass(frozen=True)
 class PathSpec:
     """An integration path: ``steps`` points from ``baseline`` to the input, by ``rule``.
 
     ``baseline_key`` identifies the baseline (a number's repr, or a tensor's fingerprint).
+    With a ``window``, the path runs only inside it: outside, the start is the end point
+    (the input, or its activation), so those features are context with a zero difference.
     """
 
     steps: int
     rule: str
-    baseline: Any  # float or tensor broadcastable to the inputs
+    baseline: Any  # float, tensor broadcastable to the inputs, or Edited
     baseline_key: str
+    window: Window | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +116,8 @@ class Points:
         base = self.path.baseline_key
         if self.kind == "baseline":
             return f"baseline|{base}|{self.owner}"
-        return f"path|{self.path.steps}|{self.path.rule}|{base}|{self.layer}|{self.owner}"
+        window = self.path.window
+        return f"path|{self.path.steps}|{self.path.rule}|{base}|{window}|{self.layer}|{self.owner}"
 
     @property
     def steps(self) -> int:
@@ -118,7 +141,7 @@ class Output:
     ``gradient`` (saliency; ``absolute`` takes ``abs``), ``times_input`` (times the input or
     activation), ``grad_cam`` (channel weights from the spatial mean of the layer gradient;
     ``relu`` and ``upsample`` to the input's resolution) or ``integrated`` (path-integrated
-    gradient times ``end - start``).
+    gradient times ``end - start``). With a ``window``, values outside it are zero.
     """
 
     key: str
@@ -128,6 +151,7 @@ class Output:
     absolute: bool = False
     relu: bool = False
     upsample: bool = False
+    window: Window | None = None
 
 
 @dataclass
@@ -175,6 +199,10 @@ class Job:
 
     ``outputs`` is the number of model outputs the caller expects (from class names),
     checked after the first forward pass so a mismatch fails before the expensive passes.
+    ``inputs`` is a tensor or an :class:`Edited` (made into a tensor before execution).
+    ``reference`` is a module whose outputs resolve data-dependent targets (``pred``,
+    ``topk``) and the logits reported, in place of ``module``'s own: the left model of a
+    disagreement ``f - g``.
     """
 
     module: Any
@@ -184,6 +212,7 @@ class Job:
     results: list[Output] = field(default_factory=list)
     outputs: int | None = None
     config: ExecConfig = field(default_factory=ExecConfig)
+    reference: Any = None
 
     def request(self, key: str) -> tuple[Group, Request]:
         """The group and request with ``key``.

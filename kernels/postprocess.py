@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from .plan import Window
+from .windows import inside
+
 
 def grad_cam(
     grads: torch.Tensor,
@@ -11,12 +14,13 @@ def grad_cam(
     layer: str,
     relu: bool,
     size: tuple[int, ...] | None,
+    window: Window | None = None,
 ) -> torch.Tensor:
     """GradCAM maps ``[T, N, *spatial]`` from layer gradients ``[T, N, C, ...]`` and activations.
 
     Channel weights are the spatial mean of the gradient; the map is the weighted sum of
-    the activation's channels (Captum's LayerGradCam), then ``relu``, then bilinear
-    upsampling to ``size`` when given.
+    the activation's channels (Captum's LayerGradCam), then ``relu``, then zero outside
+    ``window`` (on the layer's grid), then bilinear upsampling to ``size`` when given.
 
     Examples
     --------
@@ -35,6 +39,7 @@ def grad_cam(
     cam = (weights * acts).sum(dim=2)
     if relu:
         cam = torch.relu(cam)
+    cam = inside(cam, window, f"layer {layer!r}")
     if size is None:
         return cam
     if cam.ndim != 4 or len(size) != 2:

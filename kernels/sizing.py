@@ -46,24 +46,52 @@ def budget_of(job: Job, device: torch.device) -> int | None:
 
 
 def profile_of(job: Job, x: torch.Tensor) -> Profile:
-    """The measured profile of the job's model on ``x``'s shape, or a conservative guess."""
+    """The measured profile of the job's model on ``x``'s shape, or a conservative guess.
+
+    Examples
+    --------
+    >>> profile_of(Job(torch.nn.Linear(3, 2), None), torch.ones(2, 3)).measured
+    False
+    """
     return known_profile(job.module, x) or guessed_profile(x)
 
 
 def point_bytes(x: torch.Tensor) -> int:
-    """Bytes of one sample of ``x``."""
+    """Bytes of one sample of ``x``.
+
+    Examples
+    --------
+    >>> point_bytes(torch.ones(5, 3, 4))
+    48
+    """
     return x[0].numel() * x.element_size()
 
 
 def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
-    """Bytes per sample of the tensors the group differentiates."""
+    """Bytes per sample of the tensors the group differentiates.
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("pred"))])
+    >>> wrt_bytes(group, Profile(saved=0, largest=64), torch.ones(2, 3))
+    12
+    """
     return sum(
         point_bytes(x) if w is None else profile.layers.get(w, profile.largest) for w in group.wrt
     )
 
 
 def target_estimate(group: Group, classes: int) -> int:
-    """Targets of the group's batched backward (at most the number of classes)."""
+    """Targets of the group's batched backward (at most the number of classes).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("topk", 3))])
+    >>> target_estimate(group, 10), target_estimate(group, 2)
+    (3, 2)
+    """
     if not group.fuse_targets:
         return 1
     count = sum(r.target.count(classes) or classes for r in group.requests if r.target.kind != "fn")
@@ -71,7 +99,13 @@ def target_estimate(group: Group, classes: int) -> int:
 
 
 def classes_of(job: Job, x: torch.Tensor, logits: torch.Tensor | None = None) -> int:
-    """The number of model outputs: from logits, class names, a profile, or a guess of 10."""
+    """The number of model outputs: from logits, class names, a profile, or a guess of 10.
+
+    Examples
+    --------
+    >>> classes_of(Job(torch.nn.Linear(3, 2), None, outputs=2), torch.ones(1, 3))
+    2
+    """
     if logits is not None:
         return logits.shape[1]
     profile = known_profile(job.module, x)
@@ -96,7 +130,16 @@ def known_classes(job: Job) -> int | None:
 def rows_per_chunk(
     job: Job, group: Group, x: torch.Tensor, budget: int | None, classes: int, rows: int
 ) -> int:
-    """Rows of ``group`` evaluated per chunk under ``budget``."""
+    """Rows of ``group`` evaluated per chunk under ``budget``.
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("pred"))])
+    >>> job = Job(torch.nn.Linear(3, 2), None)
+    >>> rows_per_chunk(job, group, torch.ones(100, 3), None, 2, 100)
+    100
+    """
     profile = profile_of(job, x)
     per_row = row_bytes(
         profile,
@@ -111,7 +154,15 @@ def rows_per_chunk(
 def targets_per_backward(
     job: Job, group: Group, x: torch.Tensor, budget: int | None, targets: int, rows: int
 ) -> int:
-    """Targets per batched backward after a forward of ``rows`` rows."""
+    """Targets per batched backward after a forward of ``rows`` rows.
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("all"))])
+    >>> targets_per_backward(Job(torch.nn.Linear(3, 2), None), group, torch.ones(4, 3), None, 2, 4)
+    2
+    """
     profile = profile_of(job, x)
     return chunk_targets(
         targets, rows, profile, point_bytes(x), wrt_bytes(group, profile, x), budget
@@ -119,7 +170,15 @@ def targets_per_backward(
 
 
 def group_rows(group: Group, x: torch.Tensor) -> int:
-    """Rows one group evaluates: samples x steps (one row for a shared baseline)."""
+    """Rows one group evaluates: samples x steps (one row for a shared baseline).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import PathSpec, Points
+    >>> path = PathSpec(8, "gausslegendre", 0.0, "0.0")
+    >>> group_rows(Group(Points("path", path)), torch.ones(4, 3))
+    32
+    """
     n = x.shape[0]
     if group.points.kind == "baseline":
         base = group.points.path.baseline  # type: ignore[union-attr]

@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 
 import algebra
+import algebra.kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 MODULES = sorted(
     info.name
-    for info in pkgutil.walk_packages(algebra.__path__, "algebra.")
+    for path, prefix in (
+        (algebra.__path__, "algebra."),
+        (algebra.kernels.__path__, "algebra.kernels."),  # installed from kernels/
+    )
+    for info in pkgutil.walk_packages(path, prefix)
     if info.name != "algebra.__main__"
 )
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -1,0 +1,491 @@
+"""Labelled tensors on the model's device: the relational verbs run here, before xarray.
+
+A :class:`Frame` is an attribution tensor with dim names, coordinates (small host arrays)
+and per-sample columns (``pred``, ``label``, ``score`` on the device, ``id`` on the host).
+Its operations follow xarray's semantics (which coordinates survive a reduction, where a
+group dim goes), so the final ``DataArray`` equals the one xarray would have given, but the
+data stays a torch tensor until the boundary.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+Coord = tuple[tuple[str, ...], np.ndarray]
+
+
+@dataclass
+class Frame:
+    """An attribution tensor with dims, coordinates and per-sample columns.
+
+    ``features`` are the attribution's own dims (those ``normalize`` and ``topk_features``
+    work over by default). ``columns`` line up with the ``sample`` dim while it exists.
+    """
+
+    data: torch.Tensor
+    dims: tuple[str, ...]
+    coords: dict[str, Coord] = field(default_factory=dict)
+    features: tuple[str, ...] = ()
+    columns: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def axis(self, dim: str, argument: str = "dim") -> int:
+        """The position of ``dim``; a ``ValueError`` with close matches if there is none.
+
+        Examples
+        --------
+        >>> Frame(torch.zeros(2, 3), ("sample", "feature")).axis("feature")
+        1
+        >>> Frame(torch.zeros(2, 3), ("sample", "feature")).axis("features")
+        Traceback (most recent call last):
+        ValueError: dim: the result has no dim 'features'; its dims are 'sample', 'feature'. Did you mean 'feature'?
+        """
+        if dim in self.dims:
+            return self.dims.index(dim)
+        close = difflib.get_close_matches(str(dim), self.dims, n=2)
+        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        shown = ", ".join(repr(d) for d in self.dims)
+        raise ValueError(f"{argument}: the result has no dim {dim!r}; its dims are {shown}.{hint}")
+
+
+def _take(values: np.ndarray, axis: int, index: Any) -> np.ndarray:
+    if isinstance(index, (int, np.integer)):
+        return np.take(values, int(index), axis=axis)
+    if isinstance(index, slice):
+        where = [slice(None)] * values.ndim
+        where[axis] = index
+        return values[tuple(where)]
+    return np.take(values, np.asarray(index, dtype=np.int64), axis=axis)
+
+
+def _take_tensor(data: torch.Tensor, axis: int, index: Any) -> torch.Tensor:
+    if isinstance(index, (int, np.integer)):
+        return data.select(axis, int(index))
+    if isinstance(index, slice):
+        where = [slice(None)] * data.ndim
+        where[axis] = index
+        return data[tuple(where)]
+    positions = torch.as_tensor(np.asarray(index, dtype=np.int64), device=data.device)
+    return data.index_select(axis, positions)
+
+
+def _check_position(frame: Frame, dim: str, index: Any) -> Any:
+    size = frame.data.shape[frame.axis(dim)]
+    if isinstance(index, slice):
+        return index
+    values = np.atleast_1d(np.asarray(index))
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"{dim}: isel takes integer positions; got {index!r} (use sel for labels)")
+    if values.size and (values.max() >= size or values.min() < -size):
+        raise IndexError(f"{dim}: position {index!r} is out of range for a dim of size {size}")
+    if isinstance(index, (int, np.integer)):
+        return int(index) % size
+    return values % size
+
+
+def isel(frame: Frame, indexers: dict[str, Any]) -> Frame:
+    """Select by position along dims: an int drops the dim, a slice or list keeps it.
+
+    Examples
+    --------
+    >>> f = Frame(torch.arange(6.).reshape(2, 3), ("sample", "x"),
+    ...           {"sample": (("sample",), np.array([7, 8]))}, ("x",))
+    >>> g = isel(f, {"sample": 1, "x": [0, 2]})
+    >>> g.data, g.dims, int(g.coords["sample"][1])
+    (tensor([3., 5.]), ('x',), 8)
+    """
+    for dim, index in indexers.items():
+        index = _check_position(frame, dim, index)
+        axis = frame.axis(dim)
+        data = _take_tensor(frame.data, axis, index)
+        drop = isinstance(index, int)
+        coords = {}
+        for name, (cdims, values) in frame.coords.items():
+            if dim in cdims:
+                values = _take(values, cdims.index(dim), index)
+                cdims = tuple(d for d in cdims if d != dim) if drop else cdims
+            coords[name] = (cdims, values)
+        columns = frame.columns
+        if dim == "sample":
+            columns = {
+                k: (
+                    _take_tensor(v, 0, index) if isinstance(v, torch.Tensor) else _take(v, 0, index)
+                )
+                for k, v in columns.items()
+            }
+            columns = {} if drop else columns
+        dims = tuple(d for d in frame.dims if d != dim) if drop else frame.dims
+        features = tuple(d for d in frame.features if d in dims)
+        frame = replace(
+            frame, data=data, dims=dims, coords=coords, features=features, columns=columns
+        )
+    return frame
+
+
+def positions(frame: Frame, dim: str, labels: Any) -> Any:
+    """Positions along ``dim`` of ``labels`` in its index coordinate (positions themselves
+    when the dim has none, as in xarray).
+
+    Examples
+    --------
+    >>> f = Frame(torch.zeros(3), ("sample",), {"sample": (("sample",), np.array([5, 6, 7]))})
+    >>> positions(f, "sample", [7, 5]), positions(f, "sample", 6)
+    ([2, 0], 1)
+    """
+    frame.axis(dim, argument="sel")
+    coord = frame.coords.get(dim)
+    if coord is None or coord[0] != (dim,):
+        return labels
+    index = {v.item() if hasattr(v, "item") else v: i for i, v in enumerate(coord[1])}
+    many = isinstance(labels, (list, tuple, np.ndarray))
+    found = []
+    for label in list(labels) if many else [labels]:
+        key = label.item() if hasattr(label, "item") else label
+        if key not in index:
+            shown = ", ".join(repr(k) for k in list(index)[:10])
+            raise KeyError(f"sel: {dim}={key!r} is not in the result; {dim} has {shown}")
+        found.append(index[key])
+    return found if many else found[0]
+
+
+def _dims_of(
+    frame: Frame, dims: str | Sequence[str] | None, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    if dims is None:
+        return default
+    names = (dims,) if isinstance(dims, str) else tuple(dims)
+    for name in names:
+        frame.axis(name)
+    return names
+
+
+def reduce(frame: Frame, dims: str | Sequence[str] | None, how: str) -> Frame:
+    """``mean`` or ``sum`` over ``dims`` (all dims when ``None``), dropping their coordinates.
+
+    Examples
+    --------
+    >>> f = Frame(torch.ones(2, 3), ("sample", "x"), features=("x",))
+    >>> reduce(f, "x", "sum").data, reduce(f, None, "mean").dims
+    (tensor([3., 3.]), ())
+    """
+    names = _dims_of(frame, dims, frame.dims)
+    axes = tuple(frame.axis(d) for d in names)
+    if not axes:
+        return frame
+    data = frame.data.mean(dim=axes) if how == "mean" else frame.data.sum(dim=axes)
+    gone = set(names)
+    return replace(
+        frame,
+        data=data,
+        dims=tuple(d for d in frame.dims if d not in gone),
+        coords={k: c for k, c in frame.coords.items() if not gone & set(c[0])},
+        features=tuple(d for d in frame.features if d not in gone),
+        columns={} if "sample" in gone else frame.columns,
+    )
+
+
+def _moved(frame: Frame, dims: tuple[str, ...]) -> tuple[torch.Tensor, list[int]]:
+    # The chosen dims go last and are flattened, so one op works over all of them.
+    axes = [frame.axis(d) for d in dims]
+    rest = [i for i in range(frame.data.ndim) if i not in axes]
+    moved = frame.data.permute(*rest, *axes)
+    return moved.reshape(*moved.shape[: len(rest)], -1), rest + axes
+
+
+def _restored(flat: torch.Tensor, frame: Frame, order: list[int]) -> torch.Tensor:
+    shape = [frame.data.shape[i] for i in order]
+    return flat.reshape(shape).permute(*np.argsort(order).tolist())
+
+
+def normalize(frame: Frame, dims: str | Sequence[str] | None, how: str) -> Frame:
+    """Scale each map over ``dims`` (default: the attribution's features).
+
+    ``max``: divide by the largest absolute value; ``sum``: by the sum of absolute values;
+    ``zscore``: subtract the mean, divide by the (population) standard deviation. A map that
+    is all zeros stays zero.
+
+    Examples
+    --------
+    >>> f = Frame(torch.tensor([[1., -3.], [0., 0.]]), ("sample", "x"), features=("x",))
+    >>> normalize(f, None, "max").data
+    tensor([[ 0.3333, -1.0000],
+            [ 0.0000,  0.0000]])
+    """
+    names = _dims_of(frame, dims, frame.features)
+    flat, order = _moved(frame, names)
+    if how == "zscore":
+        centred = flat - flat.mean(dim=-1, keepdim=True)
+        scale = flat.std(dim=-1, keepdim=True, correction=0)
+    else:
+        centred = flat
+        magnitude = flat.abs()
+        scale = magnitude.amax(dim=-1, keepdim=True) if how == "max" else magnitude.sum(-1, True)
+    out = torch.where(scale > 0, centred / torch.where(scale > 0, scale, 1), 0)
+    return replace(frame, data=_restored(out, frame, order))
+
+
+def topk_features(
+    frame: Frame, k: int, dims: str | Sequence[str] | None, largest_abs: bool
+) -> Frame:
+    """Keep each map's ``k`` largest features over ``dims`` (by absolute value when
+    ``largest_abs``, else by value); zero the rest.
+
+    Examples
+    --------
+    >>> f = Frame(torch.tensor([[1., -3., 2.]]), ("sample", "x"), features=("x",))
+    >>> topk_features(f, 2, None, True).data, topk_features(f, 2, None, False).data
+    (tensor([[ 0., -3.,  2.]]), tensor([[1., 0., 2.]]))
+    """
+    names = _dims_of(frame, dims, frame.features)
+    flat, order = _moved(frame, names)
+    if k > flat.shape[-1]:
+        raise ValueError(f"k: asked for {k} features, but each map has {flat.shape[-1]}")
+    score = flat.abs() if largest_abs else flat
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep.scatter_(-1, score.topk(k, dim=-1).indices, True)
+    return replace(frame, data=_restored(torch.where(keep, flat, 0), frame, order))
+
+
+def group_reduce(frame: Frame, key: str, how: str) -> Frame:
+    """Group samples by a per-sample coordinate (or column) and reduce each group.
+
+    The group dim, named ``key``, takes the place of ``sample`` and holds the sorted
+    distinct values, as with xarray's ``groupby(key).mean()``.
+
+    Examples
+    --------
+    >>> f = Frame(torch.tensor([[1., 1.], [3., 3.], [5., 5.]]), ("sample", "x"),
+    ...           {"label": (("sample",), np.array([1, 0, 1]))}, ("x",))
+    >>> g = group_reduce(f, "label", "mean")
+    >>> g.data, g.dims, g.coords["label"][1]
+    (tensor([[3., 3.],
+            [3., 3.]]), ('label', 'x'), array([0, 1]))
+    """
+    axis = frame.axis("sample", argument="groupby")
+    if key in frame.coords and frame.coords[key][0] == ("sample",):
+        values = np.asarray(frame.coords[key][1])
+    elif key in frame.columns:
+        column = frame.columns[key]
+        values = column.cpu().numpy() if isinstance(column, torch.Tensor) else np.asarray(column)
+    else:
+        found = [k for k, c in frame.coords.items() if c[0] == ("sample",)]
+        found += [k for k in frame.columns if k not in found]
+        close = difflib.get_close_matches(str(key), found, n=2)
+        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        raise ValueError(
+            f"groupby: no per-sample coordinate {key!r}; there are "
+            f"{', '.join(map(repr, found))}.{hint}"
+        )
+    groups, inverse = np.unique(values, return_inverse=True)
+    index = torch.as_tensor(inverse.reshape(-1), device=frame.data.device)
+    shape = list(frame.data.shape)
+    shape[axis] = len(groups)
+    data = frame.data.new_zeros(shape).index_add_(axis, index, frame.data)
+    if how == "mean":
+        counts = torch.bincount(index, minlength=len(groups)).to(data.dtype)
+        data = data / counts.reshape([-1] + [1] * (data.ndim - axis - 1))
+    coords = {k: c for k, c in frame.coords.items() if "sample" not in c[0]}
+    coords[key] = ((key,), groups)
+    dims = tuple(key if d == "sample" else d for d in frame.dims)
+    return replace(frame, data=data, dims=dims, coords=coords, columns={})
+
+
+def _merged(a: Frame, b: Frame, stacked: str | None) -> dict[str, Coord]:
+    # Coordinates equal on both sides are kept; differing ones are kept per side.
+    coords: dict[str, Coord] = {}
+    for name in dict.fromkeys([*a.coords, *b.coords]):
+        left, right = a.coords.get(name), b.coords.get(name)
+        same = (
+            left is not None
+            and right is not None
+            and left[0] == right[0]
+            and np.array_equal(left[1], right[1])
+        )
+        if same:
+            coords[name] = left  # type: ignore[assignment]
+        elif stacked is not None and left is not None and right is not None and left[0] == right[0]:
+            if left[0] == (name,):  # an index coordinate: the left side's labels stay
+                coords[name] = left
+            else:
+                coords[name] = ((stacked, *left[0]), np.stack([left[1], right[1]]))
+        elif stacked is None and left is not None and left[0] == (name,):
+            coords[name] = left
+            if right is not None:
+                coords[f"{name}_right"] = right
+        else:
+            for suffix, coord in (("left", left), ("right", right)):
+                if coord is not None:
+                    coords[f"{name}_{suffix}"] = coord
+    return coords
+
+
+def check_aligned(a: Frame, b: Frame, what: str) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have the same dims and shape.
+
+    Examples
+    --------
+    >>> check_aligned(Frame(torch.zeros(2, 3), ("sample", "x")),
+    ...               Frame(torch.zeros(2, 4), ("sample", "x")), "join")
+    Traceback (most recent call last):
+    ValueError: join: the two attributions differ in shape: ('sample', 'x') [2, 3] and ('sample', 'x') [2, 4]
+    """
+    if a.dims != b.dims or a.data.shape != b.data.shape:
+        raise ValueError(
+            f"{what}: the two attributions differ in shape: {a.dims} {list(a.data.shape)} and "
+            f"{b.dims} {list(b.data.shape)}"
+        )
+
+
+def combine(a: Frame, b: Frame, how: str) -> Frame:
+    """Join two aligned maps elementwise: ``mean``, ``min`` or ``product``.
+
+    Examples
+    --------
+    >>> a = Frame(torch.tensor([[1., 4.]]), ("sample", "x"))
+    >>> b = Frame(torch.tensor([[3., 2.]]), ("sample", "x"))
+    >>> combine(a, b, "mean").data, combine(a, b, "min").data, combine(a, b, "product").data
+    (tensor([[2., 3.]]), tensor([[1., 2.]]), tensor([[3., 8.]]))
+    """
+    check_aligned(a, b, "join")
+    if how == "mean":
+        data = (a.data + b.data) / 2
+    elif how == "min":
+        data = torch.minimum(a.data, b.data)
+    else:
+        data = a.data * b.data
+    return replace(a, data=data, coords=_merged(a, b, None))
+
+
+def stack(
+    a: Frame, b: Frame, dim: str = "side", labels: tuple[str, str] = ("left", "right")
+) -> Frame:
+    """Stack two aligned maps along a new first dim ``dim`` labelled ``labels``.
+
+    Examples
+    --------
+    >>> a = Frame(torch.zeros(1, 2), ("sample", "x"), {"pred": (("sample",), np.array([1]))})
+    >>> b = Frame(torch.ones(1, 2), ("sample", "x"), {"pred": (("sample",), np.array([0]))})
+    >>> s = stack(a, b)
+    >>> s.dims, s.coords["pred"]
+    (('side', 'sample', 'x'), (('side', 'sample'), array([[1],
+           [0]])))
+    """
+    check_aligned(a, b, "antijoin")
+    coords = _merged(a, b, dim)
+    coords[dim] = ((dim,), np.asarray(labels))
+    data = torch.stack([a.data, b.data])
+    return replace(a, data=data, dims=(dim, *a.dims), coords=coords)
+
+
+def evaluate(predicate: Any, columns: dict[str, Any], n: int, device: torch.device) -> torch.Tensor:
+    """A boolean ``[N]`` mask from a lowered predicate over per-sample ``columns``.
+
+    A lowered predicate is a tuple: ``("col", name)``, ``("lit", value)``,
+    ``("cmp", op, left, right)``, ``("in", left, values)``, ``("and", a, b)``,
+    ``("or", a, b)`` or ``("not", a)``.
+
+    Examples
+    --------
+    >>> cols = {"pred": torch.tensor([1, 2, 3]), "label": torch.tensor([1, 0, 3])}
+    >>> evaluate(("cmp", "!=", ("col", "pred"), ("col", "label")), cols, 3, torch.device("cpu"))
+    tensor([False,  True, False])
+    """
+    kind = predicate[0]
+    if kind == "and":
+        return evaluate(predicate[1], columns, n, device) & evaluate(
+            predicate[2], columns, n, device
+        )
+    if kind == "or":
+        return evaluate(predicate[1], columns, n, device) | evaluate(
+            predicate[2], columns, n, device
+        )
+    if kind == "not":
+        return ~evaluate(predicate[1], columns, n, device)
+    if kind == "in":
+        left = _operand(predicate[1], columns, device)
+        hits = [left == _operand(("lit", v), columns, device) for v in predicate[2]]
+        return torch.stack([torch.as_tensor(h, device=device).reshape(n) for h in hits]).any(0)
+    if kind == "cmp":
+        op = predicate[1]
+        left = _operand(predicate[2], columns, device)
+        right = _operand(predicate[3], columns, device)
+        result = {
+            "=": lambda: left == right,
+            "!=": lambda: left != right,
+            "<": lambda: left < right,
+            "<=": lambda: left <= right,
+            ">": lambda: left > right,
+            ">=": lambda: left >= right,
+        }[op]()
+        return torch.as_tensor(result, device=device).reshape(n).bool()
+    value = _operand(predicate, columns, device)
+    return torch.as_tensor(value, device=device).reshape(n).bool()
+
+
+def _operand(term: Any, columns: dict[str, Any], device: torch.device) -> Any:
+    if term[0] == "lit":
+        return term[1]
+    name = term[1]
+    if name not in columns:
+        raise ValueError(
+            f"where: the column {name!r} is not available here"
+            + (
+                "; the inputs have no labels (pass labels=...)"
+                if name in ("label", "correct")
+                else ""
+            )
+        )
+    value = columns[name]
+    if name == "id":  # ids may be strings: compare on the host, as a boolean array
+        return _HostColumn(np.asarray(value), device)
+    return value
+
+
+class _HostColumn:
+    """Sample ids (numbers or strings) compared on the host, giving device masks."""
+
+    def __init__(self, values: np.ndarray, device: torch.device):
+        self.values = values
+        self.device = device
+
+    def _mask(self, result: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(result, dtype=bool), device=self.device)
+
+    def __eq__(self, other: object) -> torch.Tensor:  # type: ignore[override]
+        return self._mask(self.values == other)
+
+    def __ne__(self, other: object) -> torch.Tensor:  # type: ignore[override]
+        return self._mask(self.values != other)
+
+    def __lt__(self, other: Any) -> torch.Tensor:
+        return self._mask(self.values < other)
+
+    def __le__(self, other: Any) -> torch.Tensor:
+        return self._mask(self.values <= other)
+
+    def __gt__(self, other: Any) -> torch.Tensor:
+        return self._mask(self.values > other)
+
+    def __ge__(self, other: Any) -> torch.Tensor:
+        return self._mask(self.values >= other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def keep_samples(frame: Frame, mask: torch.Tensor) -> Frame:
+    """The samples where ``mask`` is true.
+
+    Examples
+    --------
+    >>> f = Frame(torch.arange(3.), ("sample",), {"sample": (("sample",), np.arange(3))})
+    >>> keep_samples(f, torch.tensor([True, False, True])).coords["sample"][1]
+    array([0, 2])
+    """
+    chosen = torch.nonzero(mask).reshape(-1).cpu().numpy()
+    return isel(frame, {"sample": chosen})
