@@ -199,6 +199,12 @@ class Column:
     def __hash__(self) -> int:
         return hash(self.token)
 
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "where: combine conditions with & and | (and negate with ~), not 'and'/'or'/'not', "
+            "e.g. ~ia.col.correct & (ia.col.label == 1)"
+        )
+
     def __invert__(self) -> Predicate:
         return ~as_predicate(self, "~")
 

@@ -14,7 +14,7 @@ from .evaluate import evaluate, leaves, result_name
 from .explain import Cut, JobSizes, explain_text
 from .expr import Expr
 from .kernels.checks import check_unchanged, state_token
-from .kernels.edits import materialize_job
+from .kernels.edits import materialize_job, stand_in
 from .kernels.execute import execute
 from .kernels.frame import Frame
 from .kernels.guard import device_of
@@ -119,8 +119,9 @@ def compute(
     memo.hits += len(results)
     memo.misses += len(missing)
     frames: dict[str, Frame] = {}
+    made: dict[str, Any] = {}  # edits made once per computation, whatever reads them
     for entry in planner.plan(leaves(missing), planner.flags(optimize)):
-        out = execute(materialize_job(entry.job))
+        out = execute(materialize_job(entry.job, made))
         for result in entry.job.results:
             node = entry.nodes[result.key]
             frames[result.key] = to_frame(node, out.tasks[result.key], out.logits)
@@ -170,7 +171,7 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
     planned = planner.plan(leaves(nodes), rules)
     sizes, shared = [], []
     for entry in planned:
-        job = materialize_job(entry.job)
+        job = stand_in(entry.job)  # plans need shapes, not the edits' values
         device = device_of(job.module, default=job.inputs.device)
         cut, measured = sizing(job)
         cuts = [Cut(c.per_chunk, c.chunks, c.targets_per_backward) for c in cut]

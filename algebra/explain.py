@@ -140,6 +140,13 @@ def _backward_lines(
     return lines
 
 
+def _edited(entry: Planned) -> bool:
+    from .operators import Edit, base_of
+
+    node = next(iter(entry.nodes.values()))
+    return isinstance(base_of(node.view), Edit)
+
+
 def explain_text(
     nodes: list[Attribution],
     planned: list[Planned],
@@ -189,12 +196,19 @@ def explain_text(
         source, job = entry.source, entry.job
         model = source.wrapped_model
         n = source.n
+        edited = " (edited)" if entry.nodes and _edited(entry) else ""
         lines.append(
-            f"physical: model {model.name!r} on inputs {list(source.shape)}: "
+            f"physical: model {model.name!r} on inputs {list(source.shape)}{edited}: "
             f"{len(job.groups)} point set{'s' if len(job.groups) != 1 else ''}"
         )
         cuts = sizes[j].cuts
         classes = model.num_classes or sizes[j].classes
+        if job.reference is not None:  # the left model's outputs resolve 'pred' and 'topk'
+            fused_lines.append(
+                f"  forward reference model (left) on inputs ({_n(n, 'row')}; no gradients)"
+            )
+            tally.forwards += 1
+            tally.rows += n
         for g, group in enumerate(job.groups):
             rows = _rows(group, n, shared_baselines[j][g])
             wants = "; ".join(f"{_target(r.target)} wrt {_wrt(r.wrt)}" for r in group.requests)

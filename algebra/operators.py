@@ -75,7 +75,7 @@ class Layer(Node):
             raise ValueError(
                 f"layer: a layer is already selected ({layer_of(self.view)!r}); select one layer per query"
             )
-        names = self.view.wrapped_model.layer_names
+        names = source_of(self.view).wrapped_model.layer_names
         if self.name not in names:
             raise ValueError(
                 f"layer: the model has no layer {self.name!r}."

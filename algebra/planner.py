@@ -99,7 +99,7 @@ def inputs_of(base: Node) -> object:
         value = inputs_of(value)
     elif isinstance(value, Ref):
         value = value.value
-    return Edited(inputs_of(base.view), base.kind, base.window, value)  # type: ignore[arg-type]
+    return Edited(inputs_of(base.view), base.kind, base.window, value, base.token)  # type: ignore[arg-type]
 
 
 def _points(node: Attribution, rules: OptimizerOptions, key: str) -> Points:

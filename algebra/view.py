@@ -179,7 +179,8 @@ class Query:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             stored: Any = float(value)
         else:
-            tensor = as_patch(value, source_of(self.node).inputs.value)
+            window_ = _check_window(window)
+            tensor = as_patch(value, source_of(self.node).inputs.value, window_)
             stored = Ref(tensor, fingerprint(tensor))
         return self._edited("patch", window, stored)
 
@@ -332,6 +333,8 @@ class Query:
                 f"other: the inputs have shapes {list(left.shape)} and {list(right.shape)}; "
                 "an anti-join pairs inputs of the same shape"
             )
+        if window_of(self.node) != window_of(other.node):
+            raise ValueError("other: the two sides must use the same window")
         if layer_of(self.node) != layer_of(other.node):
             raise ValueError(
                 f"other: the two sides select different layers ({layer_of(self.node)!r} and "

@@ -142,13 +142,19 @@ def as_baseline(baseline: Any, inputs: torch.Tensor) -> float | torch.Tensor:
     return ordinary(baseline)
 
 
-def as_patch(value: Any, inputs: torch.Tensor) -> torch.Tensor:
-    """Validate a patch value: a finite tensor (or NumPy array), in the inputs' dtype.
+def as_patch(
+    value: Any, inputs: torch.Tensor, window: tuple[int, int, int, int] | None = None
+) -> torch.Tensor:
+    """Validate a patch value: a finite tensor (or NumPy array), in the inputs' dtype,
+    shaped like the window's patch ``[..., r1 - r0, c1 - c0]`` or broadcastable to the inputs.
 
     Examples
     --------
     >>> as_patch(np.ones((2, 2)), torch.zeros(1, 1, 4, 4)).dtype
     torch.float32
+    >>> as_patch(torch.ones(5, 5), torch.zeros(1, 1, 4, 4), (0, 2, 0, 2))
+    Traceback (most recent call last):
+    ValueError: value: shape [5, 5] fits neither the patch [1, 1, 2, 2] nor the inputs [1, 1, 4, 4]
     >>> as_patch("red", torch.zeros(1, 1, 4, 4))
     Traceback (most recent call last):
     TypeError: value: expected a number or a tensor; got str
@@ -159,7 +165,22 @@ def as_patch(value: Any, inputs: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"value: expected a number or a tensor; got {type(value).__name__}")
     if not bool(torch.isfinite(value).all()):
         raise ValueError("value: the patch's values must be finite")
+    if window is not None:
+        r0, r1, c0, c1 = window
+        patch = (*inputs.shape[:-2], r1 - r0, c1 - c0)
+        if not (_broadcasts(value.shape, patch) or _broadcasts(value.shape, inputs.shape)):
+            raise ValueError(
+                f"value: shape {list(value.shape)} fits neither the patch {list(patch)} nor "
+                f"the inputs {list(inputs.shape)}"
+            )
     return ordinary(value).to(inputs.dtype)
+
+
+def _broadcasts(shape: Sequence[int], target: Sequence[int]) -> bool:
+    try:
+        return tuple(torch.broadcast_shapes(tuple(shape), tuple(target))) == tuple(target)
+    except RuntimeError:
+        return False
 
 
 def ordinary(tensor: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,10 @@ from .plan import Edited, Job
 from .windows import window_mask
 
 
-def materialize(inputs: Any) -> Any:
+def materialize(inputs: Any, made: dict[str, Any] | None = None) -> Any:
     """The tensor an :class:`~algebra.kernels.plan.Edited` describes (other values as given).
+
+    ``made`` holds edits already made in this computation, by key: each is made once.
 
     Examples
     --------
@@ -25,7 +27,17 @@ def materialize(inputs: Any) -> Any:
     """
     if not isinstance(inputs, Edited):
         return inputs
-    base = materialize(inputs.base)
+    made = {} if made is None else made
+    if inputs.key and inputs.key in made:
+        return made[inputs.key]
+    out = _make(inputs, made)
+    if inputs.key:
+        made[inputs.key] = out
+    return out
+
+
+def _make(inputs: Edited, made: dict[str, Any]) -> torch.Tensor:
+    base = materialize(inputs.base, made)
     if inputs.kind == "fn":
         with torch.no_grad():
             out = inputs.value(base.clone())
@@ -51,7 +63,7 @@ def materialize(inputs: Any) -> Any:
             if isinstance(value, torch.Tensor)
             else (base.masked_fill(mask, float(value)))
         )
-    other = materialize(inputs.value).to(base.device, base.dtype)
+    other = materialize(inputs.value, made).to(base.device, base.dtype)
     return torch.where(mask, other, base)
 
 
@@ -67,8 +79,10 @@ def _spread(
     return value.expand_as(base)
 
 
-def materialize_job(job: Job) -> Job:
+def materialize_job(job: Job, made: dict[str, Any] | None = None) -> Job:
     """Make ``job``'s inputs and path baselines tensors (edits applied), in place.
+
+    Pass one ``made`` dict to every job of a computation so each edit is made once.
 
     Examples
     --------
@@ -76,12 +90,38 @@ def materialize_job(job: Job) -> Job:
     >>> materialize_job(job).inputs.sum().item()
     5.0
     """
+    made = {} if made is None else made
+    return _each_input(job, lambda spec: materialize(spec, made))
+
+
+def stand_in(job: Job) -> Job:
+    """``job`` with every edit replaced by the unedited tensor it starts from, in place.
+
+    Edits keep the shape, dtype and device, which is all that planning and ``explain()``
+    need: a user's edit function does not run just to show a plan.
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 1, 2, 2)
+    >>> stand_in(Job(torch.nn.Identity(), Edited(x, "fn", None, print))).inputs is x
+    True
+    """
+    return _each_input(job, _root)
+
+
+def _root(spec: Any) -> Any:
+    while isinstance(spec, Edited):
+        spec = spec.base
+    return spec
+
+
+def _each_input(job: Job, make: Any) -> Job:
     from dataclasses import replace
 
-    job.inputs = materialize(job.inputs)
+    job.inputs = make(job.inputs)
     for group in job.groups:
         path = group.points.path
         if path is not None and isinstance(path.baseline, Edited):
-            made = replace(path, baseline=materialize(path.baseline))
-            group.points = replace(group.points, path=made)
+            made_path = replace(path, baseline=make(path.baseline))
+            group.points = replace(group.points, path=made_path)
     return job

@@ -307,8 +307,10 @@ def _merged(a: Frame, b: Frame, stacked: str | None) -> dict[str, Coord]:
             and left[0] == right[0]
             and np.array_equal(left[1], right[1])
         )
-        if same:
+        if same or right is None:
             coords[name] = left  # type: ignore[assignment]
+        elif left is None:
+            coords[name] = right
         elif stacked is not None and left is not None and right is not None and left[0] == right[0]:
             if left[0] == (name,):  # an index coordinate: the left side's labels stay
                 coords[name] = left

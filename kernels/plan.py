@@ -60,13 +60,15 @@ class Edited:
 
     ``patch`` sets ``window`` to ``value`` (a number or a tensor broadcastable to the
     patch), ``replace`` copies ``window`` from ``value`` (a tensor or ``Edited`` of the same
-    shape), ``fn`` maps the whole batch through the callable ``value``.
+    shape), ``fn`` maps the whole batch through the callable ``value``. ``key`` identifies
+    the edit, so one computation makes it once however many passes read it.
     """
 
     base: Any
     kind: Literal["patch", "replace", "fn"]
     window: Window | None
     value: Any
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,23 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOGICAL = ["errors", "nodes", "targets", "methods", "operators", "planner", "expr", "graph"]
+LOGICAL = [
+    "errors",
+    "nodes",
+    "targets",
+    "methods",
+    "operators",
+    "planner",
+    "expr",
+    "graph",
+    "columns",
+    "relational",
+    "joins",
+    "describe",
+    "syntax",
+    "parse",
+    "query_errors",
+]
 
 
 def _imports(path: Path) -> set[str]:
