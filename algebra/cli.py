@@ -23,8 +23,9 @@ EPILOG = """examples:
       --out result.nc --png heatmap.png
   ialgebra query "select * from f(x) left join (select * from f(x'))" --model net.pt \\
       --bind x=a.npz --bind "x'=b.npz"
-  ialgebra explain "select conv2 from f(x) using saliency target all" --model net.pt --bind x=images.pt
+  ialgebra explain "select conv2 from f(x) using saliency target all" --model net.pt2 --bind x=images.pt
 
+layers can be selected in torch.export (.pt2) and pickled models, not in TorchScript.
 inputs files: .pt (a tensor, or a dict with 'inputs'/'x' and optional 'labels'/'y'),
 .npy, or .npz (arrays 'inputs'/'x' and optional 'labels'/'y'); labels enable 'target label'
 and predicates on label and correct.

@@ -44,13 +44,22 @@ def _points(points: Points, n: int) -> str:
         what = "inputs"
     elif points.kind == "baseline":
         assert points.path is not None
-        what = f"baseline {points.path.baseline_key}"
+        what = f"baseline {_baseline(points.path.baseline_key)}"
     else:
         path = points.path
         assert path is not None
         through = f" through layer {points.layer!r}" if points.layer else ""
         what = f"path{through}: {path.steps} steps x {n} samples, {path.rule}"
+        if path.window is not None:
+            what += f", window {list(path.window)}"
     return what + (" (private)" if points.owner else "")
+
+
+def _baseline(key: str) -> str:
+    # Keys of other queries' inputs are node tokens; numbers and tensors show as they are.
+    if key.startswith(("source-", "edit-")):
+        return "other inputs" if key.startswith("source-") else "other (edited) inputs"
+    return key
 
 
 def _n(count: int, noun: str) -> str:

@@ -314,6 +314,7 @@ def _merged(a: Frame, b: Frame, stacked: str | None) -> dict[str, Coord]:
         elif stacked is not None and left is not None and right is not None and left[0] == right[0]:
             if left[0] == (name,):  # an index coordinate: the left side's labels stay
                 coords[name] = left
+                coords[f"{name}_right"] = right
             else:
                 coords[name] = ((stacked, *left[0]), np.stack([left[1], right[1]]))
         elif stacked is None and left is not None and left[0] == (name,):

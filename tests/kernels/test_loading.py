@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -113,7 +113,7 @@ def test_a_tensor_is_not_a_model(tmp_path: Path):
 def test_garbage_model_files_raise_value_error(tmp_path: Path, content: str, message: str):
     path = tmp_path / "garbage.pt"
     if content == "random":
-        path.write_bytes(os.urandom(512))
+        path.write_bytes(random.Random(0).randbytes(512))
     elif content == "truncated":
         torch.jit.script(_small()).save(str(path))
         path.write_bytes(path.read_bytes()[:600])
@@ -206,8 +206,8 @@ def test_labels_must_match_the_inputs(tmp_path: Path):
 def test_unsafe_or_broken_tensor_files_raise_value_error(tmp_path: Path):
     torch.save({"x": torch.zeros(2), "extra": _Opaque()}, tmp_path / "pickle.pt")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    (tmp_path / "garbage.pt").write_bytes(os.urandom(256))
-    (tmp_path / "garbage.npz").write_bytes(os.urandom(256))
+    (tmp_path / "garbage.pt").write_bytes(random.Random(1).randbytes(256))
+    (tmp_path / "garbage.npz").write_bytes(random.Random(1).randbytes(256))
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     with zipfile.ZipFile(tmp_path / "empty.npz", "w"):
         pass
