@@ -18,8 +18,7 @@ from . import syntax
 from .expr import Expr
 from .model import Model
 from .model import model as wrap_model
-from .nodes import Node
-from .operators import Source, base_of
+from .operators import Source, base_of, source_of
 from .options import options
 from .parse import parse_query
 from .query_errors import QueryError
@@ -123,7 +122,7 @@ class _Binder:
         model = self.model(select.model)
         value = self._lookup(select.inputs, "inputs", lambda v: not _is_model(v))
         if isinstance(value, Query):
-            data = source_data(value)
+            data = source_of(value.node)
             source = Source(model.ref, data.inputs, data.labels, data.shape, data.dims, data.ids)
             q = Query(_with_source(base_of(value.node), source))
         elif isinstance(value, tuple) and len(value) == 2:
@@ -216,21 +215,6 @@ def _is_model(value: Any) -> bool:
     import torch
 
     return isinstance(value, (Model, torch.nn.Module))
-
-
-def source_data(q: Query) -> Source:
-    """The source (inputs, labels, ids, dims) a query reads.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> source_data(ia.model(torch.nn.Linear(4, 2)).on(torch.rand(3, 4))).shape
-    (3, 4)
-    """
-    node: Node = q.node
-    while not isinstance(node, Source):
-        node = node.children[0]
-    return node
 
 
 def predicate_of(node: Any) -> cols.Predicate:

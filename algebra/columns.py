@@ -17,6 +17,8 @@ from .errors import did_you_mean
 COLUMNS = ("pred", "label", "correct", "score", "id")
 OPS = ("=", "!=", "<", "<=", ">", ">=")
 Literal = bool | int | float | str
+# Python's and/or/not call __bool__, which a lazy condition cannot answer.
+NO_PYTHON_LOGIC = "where: combine conditions with & and | (and negate with ~), not 'and'/'or'/'not'"
 
 
 def _check_literal(value: Any) -> Literal:
@@ -62,8 +64,7 @@ class Predicate:
 
     def __bool__(self) -> bool:
         raise TypeError(
-            "where: combine conditions with & and | (and negate with ~), not 'and'/'or'/'not', "
-            "e.g. (ia.col.pred != ia.col.label) & (ia.col.score > 0.5)"
+            NO_PYTHON_LOGIC + ", e.g. (ia.col.pred != ia.col.label) & (ia.col.score > 0.5)"
         )
 
     def __repr__(self) -> str:
@@ -200,10 +201,7 @@ class Column:
         return hash(self.token)
 
     def __bool__(self) -> bool:
-        raise TypeError(
-            "where: combine conditions with & and | (and negate with ~), not 'and'/'or'/'not', "
-            "e.g. ~ia.col.correct & (ia.col.label == 1)"
-        )
+        raise TypeError(NO_PYTHON_LOGIC + ", e.g. ~ia.col.correct & (ia.col.label == 1)")
 
     def __invert__(self) -> Predicate:
         return ~as_predicate(self, "~")

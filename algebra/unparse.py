@@ -14,7 +14,7 @@ from . import columns as cols
 from . import syntax
 from .joins import AntiJoin, Disagreement, Join
 from .nodes import Node, Ref
-from .operators import Attribution, Edit, Layer, Source, Window, source_of
+from .operators import Attribution, Edit, Layer, Source, Window, rebased, source_of
 from .relational import Where
 from .syntax import KEYWORDS
 from .targets import Target
@@ -68,7 +68,7 @@ class _Namer:
     def _given(self, *candidates: Any) -> str | None:
         for name, value in self.given.items():
             if isinstance(value, Query):  # a query names the data it reads
-                value = _source(value.node).inputs.value
+                value = source_of(value.node).inputs.value
             if any(value is c for c in candidates if c is not None):
                 return name
         return None
@@ -193,7 +193,7 @@ def _select(node: Node, namer: _Namer) -> syntax.Select:
             node.right_model, source.inputs, source.labels, source.shape, source.dims, source.ids
         )
         left_view = _view(part.view, namer, node.left_model)
-        right = syntax.Select(**_view(_replace_source(part.view, right_source), namer))
+        right = syntax.Select(**_view(rebased(part.view, right_source), namer))
         return syntax.Select(
             **left_view,
             joins=(syntax.Join("anti", right),),
@@ -203,18 +203,6 @@ def _select(node: Node, namer: _Namer) -> syntax.Select:
     from .describe import describe_step
 
     raise _refuse(f"{describe_step(node)}")
-
-
-def _source(view: Node) -> Source:
-    while not isinstance(view, Source):
-        view = view.children[0]
-    return view
-
-
-def _replace_source(view: Node, source: Source) -> Node:
-    from .operators import rebased
-
-    return rebased(view, source)
 
 
 def _fields(select: syntax.Select) -> dict[str, Any]:

@@ -566,16 +566,18 @@ def rebased_base(view: Node, source: Source) -> Node:
     >>> rebased_base(g.on(x).node, a) == a
     True
     """
-    base = base_of(view)
-    if isinstance(base, Edit):  # compare edits over the same data, labels aside
-        return Edit(rebased_base(base.view, source), base.kind, base.window, base.value)
+    return _with_source(base_of(view), source, own_data=False)
+
+
+def _with_source(base: Node, source: Source, own_data: bool = True) -> Node:
+    """``base`` (a source and its edits) rebuilt over ``source``'s model.
+
+    Labels and ids stay ``base``'s own, or are taken from ``source`` when not ``own_data``
+    (to compare two sides' inputs whatever their labels).
+    """
+    if isinstance(base, Edit):
+        inner = _with_source(base.view, source, own_data)
+        return Edit(inner, base.kind, base.window, base.value)
     assert isinstance(base, Source)
-    return Source(source.model, base.inputs, source.labels, base.shape, base.dims, source.ids)
-
-
-def _with_source(base: Node, source: Source) -> Node:
-    if isinstance(base, Source):
-        other = base
-        return Source(source.model, other.inputs, other.labels, other.shape, other.dims, other.ids)
-    assert isinstance(base, Edit)
-    return Edit(_with_source(base.view, source), base.kind, base.window, base.value)
+    labels, ids = (base.labels, base.ids) if own_data else (source.labels, source.ids)
+    return Source(source.model, base.inputs, labels, base.shape, base.dims, ids)

@@ -64,6 +64,17 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
             )
 
 
+def hookable(module: torch.nn.Module) -> bool:
+    """Whether forward hooks can be registered (TorchScript modules refuse them).
+
+    Examples
+    --------
+    >>> hookable(torch.nn.Linear(2, 2)), hookable(torch.jit.script(torch.nn.Linear(2, 2)))
+    (True, False)
+    """
+    return not any(isinstance(m, torch.jit.ScriptModule) for m in module.modules())
+
+
 def refuse_script(module: torch.nn.Module) -> None:
     """Raise a clear ``ValueError`` for TorchScript models, which refuse forward hooks.
 
@@ -73,7 +84,7 @@ def refuse_script(module: torch.nn.Module) -> None:
     Traceback (most recent call last):
     ValueError: layer: a TorchScript model cannot have its layers selected (TorchScript refuses forward hooks); attribute its input, or load the model as a torch.export archive or a Python module
     """
-    if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
+    if not hookable(module):
         raise ValueError(
             "layer: a TorchScript model cannot have its layers selected (TorchScript refuses "
             "forward hooks); attribute its input, or load the model as a torch.export archive "

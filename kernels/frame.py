@@ -48,10 +48,14 @@ class Frame:
         """
         if dim in self.dims:
             return self.dims.index(dim)
-        close = difflib.get_close_matches(str(dim), self.dims, n=2)
-        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        hint = _close(dim, self.dims)
         shown = ", ".join(repr(d) for d in self.dims)
         raise ValueError(f"{argument}: the result has no dim {dim!r}; its dims are {shown}.{hint}")
+
+
+def _close(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=2)
+    return (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
 
 
 def _take(values: np.ndarray, axis: int, index: Any) -> np.ndarray:
@@ -276,8 +280,7 @@ def group_reduce(frame: Frame, key: str, how: str) -> Frame:
     else:
         found = [k for k, c in frame.coords.items() if c[0] == ("sample",)]
         found += [k for k in frame.columns if k not in found]
-        close = difflib.get_close_matches(str(key), found, n=2)
-        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        hint = _close(key, found)
         raise ValueError(
             f"groupby: no per-sample coordinate {key!r}; there are "
             f"{', '.join(map(repr, found))}.{hint}"

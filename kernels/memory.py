@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .capture import hookable
+
 # Before a model's activations are measured, assume they take this many times the input.
 GUESS_EXPANSION = 64
 # Backward through a vmapped (batched) graph holds a few layer-sized buffers per target.
@@ -65,17 +67,6 @@ def guessed_profile(x: torch.Tensor) -> Profile:
     """
     per_sample = x[0].numel() * x.element_size()
     return Profile(GUESS_EXPANSION * per_sample, 8 * per_sample, measured=False)
-
-
-def hookable(module: torch.nn.Module) -> bool:
-    """Whether forward hooks can be registered (TorchScript modules refuse them).
-
-    Examples
-    --------
-    >>> hookable(torch.nn.Linear(2, 2)), hookable(torch.jit.script(torch.nn.Linear(2, 2)))
-    (True, False)
-    """
-    return not any(isinstance(m, torch.jit.ScriptModule) for m in module.modules())
 
 
 @contextlib.contextmanager

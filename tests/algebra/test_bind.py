@@ -203,9 +203,9 @@ def test_clauses_build_the_chained_expression(q, text: str, build):
 
 
 def query_inputs(query: ia.Query) -> torch.Tensor:
-    from algebra.bind import source_data
+    from algebra.operators import source_of
 
-    return source_data(query).inputs.value
+    return source_of(query.node).inputs.value
 
 
 def test_where_values(q):
