@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean
 
 demo: $(STAMP)
-	$(PY) -m algebra.demo
+	$(PY) -m algebra.cli.demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

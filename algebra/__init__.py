@@ -6,19 +6,22 @@ labelled ``xarray`` results::
     import algebra as ia
     q = ia.model(net, classes=names).on(images, labels=labels)
     sal = q.saliency("pred").compute()
+
+The packages follow a query's flow: ``api`` (what users call) builds ``ir`` nodes, the
+``optimizer`` plans them into kernel jobs, the ``runtime`` runs them on ``kernels`` and
+``results`` labels them as xarray; ``lang`` is the query language, ``cli`` the command line.
 """
 
-from . import plot as plot  # registers the ``.ia`` accessor on xarray results
-from .bind import query
-from .columns import col
-from .compute import compute, explain
-from .expr import Expr
-from .model import Model, model
-from .options import options, set_options
-from .query_errors import QueryError, QuerySyntaxError
-from .session import Session, session
-from .targets import Target, classes, topk
-from .view import Query
+from .api.bind import query
+from .api.expr import Expr
+from .api.model import Model, model
+from .api.query import Query
+from .config import options, set_options
+from .ir.columns import col
+from .ir.targets import Target, classes, topk
+from .lang.errors import QueryError, QuerySyntaxError
+from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
+from .runtime.session import Session, compute, explain, session
 
 __version__ = "0.1.0"
 

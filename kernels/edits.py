@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -80,7 +81,7 @@ def _spread(
 
 
 def materialize_job(job: Job, made: dict[str, Any] | None = None) -> Job:
-    """Make ``job``'s inputs and path baselines tensors (edits applied), in place.
+    """``job`` with its inputs and path baselines made tensors (edits applied).
 
     Pass one ``made`` dict to every job of a computation so each edit is made once.
 
@@ -95,7 +96,7 @@ def materialize_job(job: Job, made: dict[str, Any] | None = None) -> Job:
 
 
 def stand_in(job: Job) -> Job:
-    """``job`` with every edit replaced by the unedited tensor it starts from, in place.
+    """``job`` with every edit replaced by the unedited tensor it starts from.
 
     Edits keep the shape, dtype and device, which is all that planning and ``explain()``
     need: a user's edit function does not run just to show a plan.
@@ -116,12 +117,11 @@ def _root(spec: Any) -> Any:
 
 
 def _each_input(job: Job, make: Any) -> Job:
-    from dataclasses import replace
-
-    job.inputs = make(job.inputs)
+    groups = []
     for group in job.groups:
         path = group.points.path
         if path is not None and isinstance(path.baseline, Edited):
             made_path = replace(path, baseline=make(path.baseline))
-            group.points = replace(group.points, path=made_path)
-    return job
+            group = replace(group, points=replace(group.points, path=made_path))
+        groups.append(group)
+    return replace(job, inputs=make(job.inputs), groups=tuple(groups))

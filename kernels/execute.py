@@ -66,8 +66,8 @@ def execute(job: Job) -> JobResult:
     --------
     >>> from algebra.kernels.plan import Group, Output, Points, Request, TargetSpec
     >>> net = torch.nn.Linear(3, 2).eval()
-    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("index", 1))])
-    >>> job = Job(net, torch.ones(4, 3), groups=[group], results=[Output("g", "r", "gradient")])
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("index", 1)),))
+    >>> job = Job(net, torch.ones(4, 3), groups=(group,), results=(Output("g", "r", "gradient"),))
     >>> out = execute(job)
     >>> torch.equal(out.tasks["g"].values[0], net.weight[1].expand(4, 3))
     True

@@ -76,11 +76,15 @@ def device_of(module: torch.nn.Module, default: torch.device | None = None) -> t
 
 def _user_stacklevel() -> int:
     """Stack level of the first caller outside this library, so warnings point at user code."""
-    ours = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(contextlib.__file__)}
+    ours = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(contextlib.__file__)]
     algebra = sys.modules.get("algebra")
     if algebra is not None and algebra.__file__:
-        ours.add(os.path.dirname(os.path.abspath(algebra.__file__)))
+        ours.append(os.path.dirname(os.path.abspath(algebra.__file__)))  # and its subpackages
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) in ours:
+    while frame is not None and _inside(os.path.abspath(frame.f_code.co_filename), ours):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
     return level
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(os.path.dirname(path) == f or path.startswith(f + os.sep) for f in folders)

@@ -1,6 +1,7 @@
 """The physical plan: what the kernels execute, in plain data (no expression nodes, no torch).
 
-The planner in :mod:`algebra.planner` builds a :class:`Job` per model and batch of inputs.
+The optimizer (:mod:`algebra.optimizer`) builds a :class:`Job` per model and batch of inputs.
+Every class here is frozen: a plan is built once, then only read.
 A job is a list of :class:`Group`: one per set of points the model is evaluated at (the
 inputs, a baseline, an integration path). Each group runs one forward (per chunk) and one
 batched backward over all its :class:`Request` (every target, every layer) when fused.
@@ -156,7 +157,7 @@ class Output:
     window: Window | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Group:
     """One point set and the requests differentiated there.
 
@@ -166,7 +167,7 @@ class Group:
     """
 
     points: Points
-    requests: list[Request] = field(default_factory=list)
+    requests: tuple[Request, ...] = ()
     capture: tuple[str, ...] = ()
     fuse_targets: bool = True
 
@@ -195,7 +196,7 @@ class ExecConfig:
     compile: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
     """All groups on one model and one batch of inputs; ``groups[0]`` is the inputs.
 
@@ -210,8 +211,8 @@ class Job:
     module: Any
     inputs: Any
     labels: Any = None
-    groups: list[Group] = field(default_factory=list)
-    results: list[Output] = field(default_factory=list)
+    groups: tuple[Group, ...] = ()
+    results: tuple[Output, ...] = ()
     outputs: int | None = None
     config: ExecConfig = field(default_factory=ExecConfig)
     reference: Any = None
@@ -221,7 +222,7 @@ class Job:
 
         Examples
         --------
-        >>> job = Job(None, None, groups=[Group(Points("inputs"), [Request("r", TargetSpec("pred"))])])
+        >>> job = Job(None, None, groups=(Group(Points("inputs"), (Request("r", TargetSpec("pred")),)),))
         >>> job.request("r")[1].target.kind
         'pred'
         """
@@ -230,3 +231,17 @@ class Job:
                 if req.key == key:
                     return group, req
         raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class Passes:
+    """How one group runs: ``rows`` evaluated (samples x steps; one row for a shared
+    baseline) in ``chunks`` of up to ``per_chunk`` rows; ``targets`` of its fused backward
+    (``None`` when they depend on a number of classes not known yet) taken
+    ``targets_per_backward`` at a time."""
+
+    rows: int
+    per_chunk: int
+    chunks: int
+    targets: int | None
+    targets_per_backward: int

@@ -1,8 +1,10 @@
-"""Chunk sizes of a job's groups: shared by the executor and by ``explain()``."""
+"""How a job's groups run: rows, chunks and targets per backward.
+
+The one description of a group's passes: the executor cuts its chunks with these functions
+and ``explain()`` prints :func:`passes`, so the two cannot disagree.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
@@ -17,18 +19,7 @@ from .memory import (
     known_profile,
     row_bytes,
 )
-from .plan import Group, Job
-
-
-@dataclass(frozen=True)
-class Sizing:
-    """How one group is cut: rows per chunk, the number of chunks, targets per backward."""
-
-    rows: int
-    per_chunk: int
-    chunks: int
-    targets: int
-    targets_per_backward: int
+from .plan import Group, Job, Passes
 
 
 def budget_of(job: Job, device: torch.device) -> int | None:
@@ -73,7 +64,7 @@ def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
     Examples
     --------
     >>> from algebra.kernels.plan import Points, Request, TargetSpec
-    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("pred"))])
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("pred")),))
     >>> wrt_bytes(group, Profile(saved=0, largest=64), torch.ones(2, 3))
     12
     """
@@ -82,20 +73,37 @@ def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
     )
 
 
-def target_estimate(group: Group, classes: int) -> int:
-    """Targets of the group's batched backward (at most the number of classes).
+def target_count(group: Group, classes: int | None) -> int | None:
+    """Targets of the group's one batched backward, at most the number of classes
+    (``None`` when they depend on an unknown number of classes).
 
     Examples
     --------
     >>> from algebra.kernels.plan import Points, Request, TargetSpec
-    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("topk", 3))])
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("all")),))
+    >>> target_count(group, 10), target_count(group, None)
+    (10, None)
+    """
+    counts = [r.target.count(classes) for r in group.requests if r.target.kind != "fn"]
+    if any(c is None for c in counts):
+        return classes
+    total = sum(c for c in counts if c is not None)
+    return min(total, classes) if classes else total
+
+
+def target_estimate(group: Group, classes: int) -> int:
+    """Targets per batched backward before splitting: 1 unless targets are fused.
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("topk", 3)),))
     >>> target_estimate(group, 10), target_estimate(group, 2)
     (3, 2)
     """
     if not group.fuse_targets:
         return 1
-    count = sum(r.target.count(classes) or classes for r in group.requests if r.target.kind != "fn")
-    return max(1, min(count, classes))
+    return max(1, target_count(group, classes) or 0)
 
 
 def classes_of(job: Job, x: torch.Tensor, logits: torch.Tensor | None = None) -> int:
@@ -135,7 +143,7 @@ def rows_per_chunk(
     Examples
     --------
     >>> from algebra.kernels.plan import Points, Request, TargetSpec
-    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("pred"))])
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("pred")),))
     >>> job = Job(torch.nn.Linear(3, 2), None)
     >>> rows_per_chunk(job, group, torch.ones(100, 3), None, 2, 100)
     100
@@ -159,7 +167,7 @@ def targets_per_backward(
     Examples
     --------
     >>> from algebra.kernels.plan import Points, Request, TargetSpec
-    >>> group = Group(Points("inputs"), [Request("r", TargetSpec("all"))])
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("all")),))
     >>> targets_per_backward(Job(torch.nn.Linear(3, 2), None), group, torch.ones(4, 3), None, 2, 4)
     2
     """
@@ -187,24 +195,26 @@ def group_rows(group: Group, x: torch.Tensor) -> int:
     return n * group.points.steps
 
 
-def sizing(job: Job) -> tuple[list[Sizing], bool]:
-    """Each group's chunks as the executor will cut them, and whether they rest on measured
-    activation sizes (the first forward measures them; before that, a conservative guess).
+def passes(job: Job) -> tuple[list[Passes], bool]:
+    """Each group's passes as the executor will run them, and whether the chunks rest on
+    measured activation sizes (the first forward measures them; before that, a
+    conservative guess).
 
     Examples
     --------
     >>> from algebra.kernels.plan import Points, Request, TargetSpec
     >>> job = Job(torch.nn.Linear(3, 2), torch.ones(4, 3),
-    ...           groups=[Group(Points("inputs"), [Request("r", TargetSpec("pred"))])])
-    >>> sizes, measured = sizing(job)
-    >>> sizes[0].chunks, measured
-    (1, False)
+    ...           groups=(Group(Points("inputs"), (Request("r", TargetSpec("pred")),)),))
+    >>> described, measured = passes(job)
+    >>> described[0].rows, described[0].chunks, described[0].targets, measured
+    (4, 1, 1, False)
     """
     device = device_of(job.module, default=job.inputs.device)
     x = job.inputs[:1].to(device)
-    measured = budget_of(job, device) is None or known_profile(job.module, x) is not None
     budget = budget_of(job, device)
-    classes = classes_of(job, x)
+    measured = budget is None or known_profile(job.module, x) is not None
+    classes = classes_of(job, x)  # chunks are sized for a guess while classes are unknown
+    known = known_classes(job)
     out = []
     for group in job.groups:
         rows = group_rows(group, job.inputs)
@@ -212,10 +222,10 @@ def sizing(job: Job) -> tuple[list[Sizing], bool]:
         steps = group.points.steps
         n = rows // steps
         chunks = count_chunks(steps, n, per_chunk) if steps > 1 else -(-rows // per_chunk)
-        targets = target_estimate(group, classes) if group.grad else 0
+        estimate = target_estimate(group, classes) if group.grad else 0
         chunk_size = per_chunk if steps == 1 or per_chunk < n else min(rows, per_chunk // n * n)
         per_backward = (
-            targets_per_backward(job, group, x, budget, targets, chunk_size) if targets else 0
+            targets_per_backward(job, group, x, budget, estimate, chunk_size) if estimate else 0
         )
-        out.append(Sizing(rows, chunk_size, chunks, targets, per_backward))
+        out.append(Passes(rows, chunk_size, chunks, target_count(group, known), per_backward))
     return out, measured

@@ -18,8 +18,8 @@ import xarray as xr
 from torch import nn
 
 import algebra as ia
-from algebra.cli import main
-from algebra.kernels.loading import load_model, load_tensor
+from algebra.cli.loading import load_model, load_tensor
+from algebra.cli.main import main
 
 LABELS = [0, 1, 2, 3]
 PNG = b"\x89PNG\r\n\x1a\n"

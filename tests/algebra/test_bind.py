@@ -203,7 +203,7 @@ def test_clauses_build_the_chained_expression(q, text: str, build):
 
 
 def query_inputs(query: ia.Query) -> torch.Tensor:
-    from algebra.operators import source_of
+    from algebra.ir.views import source_of
 
     return source_of(query.node).inputs.value
 

@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import algebra as ia
-import algebra.plot  # registers the accessor
-from algebra.plot import serialisable
+import algebra.results.plot  # registers the accessor
+from algebra.results.plot import serialisable
 
 CLASSES = ["ant", "bee", "cat", "dog", "eel"]
 

@@ -13,7 +13,7 @@ from algebra.kernels.execute import execute
 from algebra.kernels.gradients import target_gradients
 from algebra.kernels.paths import alphas_and_weights
 from algebra.kernels.plan import INTEGRATION_RULES, TargetSpec
-from algebra.planner import plan
+from algebra.optimizer import optimize
 
 
 def test_batched_backward_equals_per_target_loop(cnn, images):
@@ -86,7 +86,7 @@ def test_results_stay_torch_tensors_on_the_model_device(cnn, images):
     q = ia.model(cnn).on(images)
     s = q.saliency("all").node
     ig = q.layer("relu1").integrated_gradients("pred", steps=3, method="riemann_left").node
-    out = execute(plan([s, ig])[0].job)
+    out = execute(optimize([s, ig]).fused[0].job)
     for result in out.tasks.values():
         assert isinstance(result.values, torch.Tensor) and result.values.device == images.device
     assert out.tasks[s.token].values.shape == (5, 4, 3, 8, 8)
@@ -109,7 +109,7 @@ def test_cuda_results_equal_cpu_and_stay_on_device(cnn, images):
     gpu = cnn.to("cuda")
     q = ia.model(gpu).on(images)
     nodes = [q.saliency("all").node, q.integrated_gradients("pred", steps=8).node]
-    out = execute(plan(nodes)[0].job)
+    out = execute(optimize(nodes).fused[0].job)
     assert all(r.values.is_cuda for r in out.tasks.values())
     on_gpu = ia.compute(ia.model(gpu).on(images).saliency("all"))[0]
     on_cpu = ia.compute(ia.model(gpu.to("cpu")).on(images).saliency("all"))[0]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import algebra as ia
-from algebra.kernels.loading import load_model, load_tensor
+from algebra.cli.loading import load_model, load_tensor
 
 # TorchScript is deprecated in recent torch, but users still hold such files.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")

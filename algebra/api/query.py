@@ -1,0 +1,593 @@
+"""``Query``: the chainable, lazy view of a model on inputs, and its attribution methods.
+
+A query is a view: a model on a batch of inputs (possibly edited: patched, replaced or
+mapped), optionally at a layer and inside a window, optionally filtered to some samples.
+Attribution methods turn it into an :class:`~algebra.api.expr.Expr`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..config import options
+from ..errors import did_you_mean
+from ..ir.attribution import Attribution, check_flag, check_rule, check_steps
+from ..ir.attribution import method as lookup_method
+from ..ir.columns import Predicate, as_predicate
+from ..ir.joins import AntiJoin, Disagreement
+from ..ir.node import Node, Ref
+from ..ir.relational import Where
+from ..ir.targets import as_target
+from ..ir.views import (
+    Edit,
+    Layer,
+    Source,
+    Window,
+    base_of,
+    check_window,
+    layer_of,
+    rebased,
+    source_of,
+    window_of,
+)
+from ..kernels.checks import as_baseline, as_patch, fingerprint
+from .bindings import wrap
+from .difference import difference_of
+from .expr import Expr
+
+
+class Query:
+    """What to explain: a model on a batch of inputs, optionally at a layer or window.
+
+    Built by :meth:`Model.on`; every method returns a new object and runs nothing.
+    """
+
+    def __init__(self, node: Node, filters: tuple[Predicate, ...] = ()):
+        self.node = node
+        self.filters = filters
+
+    def __repr__(self) -> str:
+        source = source_of(self.node)
+        where = f"layer {layer_of(self.node)!r}" if layer_of(self.node) else "inputs"
+        window = window_of(self.node)
+        extra = f" window {list(window)}" if window else ""
+        edited = " (edited)" if isinstance(base_of(self.node), Edit) else ""
+        filters = "".join(f" where {p.to_query()}" for p in self.filters)
+        return f"Query({source.model.name} on {where} {list(source.shape)}{edited}{extra}{filters})"
+
+    def _with(self, node: Node) -> Query:
+        return Query(node, self.filters)
+
+    def layer(self, name: str) -> Query:
+        """Select a layer: attribute its output activation instead of the input.
+
+        Parameters
+        ----------
+        name : str
+            The layer's name in ``module.named_modules()``.
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+        >>> q = ia.model(net).on(torch.rand(2, 4))
+        >>> q.layer("1")
+        Query(Sequential on layer '1' [2, 4])
+        >>> q.layer("l1")
+        Traceback (most recent call last):
+        ValueError: layer: the model has no layer 'l1'. Did you mean '1'? Layers are named as in model.named_modules(); see Model.layer_names.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected a layer name (str); got {type(name).__name__}")
+        return self._with(Layer(self.node, name))
+
+    def window(self, r0: int, r1: int, c0: int, c1: int) -> Query:
+        """Projection: attribute only rows ``r0:r1`` and columns ``c0:c1`` of the grid.
+
+        The grid is the input's last two dims, or the selected layer's (select the layer
+        first). Outside the window, features are held at their values as context and get
+        attribution zero; path methods integrate only inside it, so the attributions of a
+        completeness-satisfying method sum to ``f(x) - f(x with the window at the baseline)``.
+        Windows nest: a window of a window must lie inside it (a drill-down).
+
+        Parameters
+        ----------
+        r0, r1, c0, c1 : int
+            Rows ``r0:r1`` and columns ``c0:c1`` (Python slices: ``r1``, ``c1`` excluded).
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Flatten(),
+        ...                           torch.nn.Linear(2 * 8 * 8, 3)).eval()
+        >>> q = ia.model(net).on(torch.rand(2, 1, 8, 8))
+        >>> r = q.window(2, 6, 0, 4).saliency(0).compute()
+        >>> bool((r.isel(y=slice(0, 2)) == 0).all()), bool((r.isel(x=slice(4, 8)) == 0).all())
+        (True, True)
+        >>> q.window(2, 6, 0, 4).window(0, 3, 0, 2)
+        Traceback (most recent call last):
+        ValueError: window: [0, 3, 0, 2] does not lie inside its parent window [2, 6, 0, 4]; a drill-down narrows the window
+        """
+        return self._with(Window(self.node, check_window((r0, r1, c0, c1))))
+
+    def where(self, predicate: Any) -> Query:
+        """Keep only the samples for which ``predicate`` holds (e.g. misclassified ones).
+
+        The predicate reads per-sample columns: ``ia.col.pred``, ``ia.col.label``,
+        ``ia.col.correct``, ``ia.col.score`` (softmax probability of the prediction) and
+        ``ia.col.id``; combine conditions with ``&``, ``|`` and ``~``.
+
+        Parameters
+        ----------
+        predicate : Predicate or ia.col.correct
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(6, 4), labels=[0, 1, 2, 0, 1, 2])
+        >>> r = q.where(ia.col.pred != ia.col.label).saliency("pred").compute()
+        >>> bool((r.pred != r.label).all())
+        True
+        """
+        return Query(self.node, (*self.filters, as_predicate(predicate)))
+
+    def _edited(self, kind: str, window: Any, value: Any) -> Query:
+        base = base_of(self.node)
+        edit = Edit(base, kind, None if window is None else check_window(window), value)
+        return self._with(rebased(self.node, edit))
+
+    def patch(self, window: Any, value: Any = 0.0) -> Query:
+        """What-if: the inputs with ``window`` set to ``value``, made lazily.
+
+        Parameters
+        ----------
+        window : (r0, r1, c0, c1)
+            Rows ``r0:r1`` and columns ``c0:c1`` of the inputs.
+        value : float or torch.Tensor, default 0.0
+            A number, a tensor shaped like the patch (``[..., r1 - r0, c1 - c0]``), or one
+            broadcastable to the inputs.
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
+        >>> q = ia.model(net).on(torch.rand(3, 1, 4, 4))
+        >>> q.patch((0, 2, 0, 2), 1.0)
+        Query(Sequential on inputs [3, 1, 4, 4] (edited))
+        """
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            stored: Any = float(value)
+        else:
+            window_ = check_window(window)
+            tensor = as_patch(value, source_of(self.node).inputs.value, window_)
+            stored = Ref(tensor, fingerprint(tensor))
+        return self._edited("patch", window, stored)
+
+    def replace(self, window: Any, with_: Query) -> Query:
+        """What-if: the inputs with ``window`` copied from another query's inputs.
+
+        Parameters
+        ----------
+        window : (r0, r1, c0, c1)
+        with_ : Query
+            Inputs of the same shape (their own edits apply first).
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> m = ia.model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval())
+        >>> a, b = m.on(torch.zeros(2, 1, 4, 4)), m.on(torch.ones(2, 1, 4, 4))
+        >>> a.replace((0, 4, 0, 2), with_=b)
+        Query(Sequential on inputs [2, 1, 4, 4] (edited))
+        """
+        if not isinstance(with_, Query):
+            raise TypeError(f"with_: expected a Query (model.on(...)); got {type(with_).__name__}")
+        return self._edited("replace", window, base_of(with_.node))
+
+    def edit(self, fn: Callable[[Any], Any]) -> Query:
+        """What-if: the inputs mapped through ``fn`` (a batch in, a batch of the same shape out).
+
+        ``fn`` runs once, lazily, without gradients, when the query is computed.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(inputs) -> tensor`` with the inputs' shape and dtype.
+
+        Returns
+        -------
+        Query
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 2).eval()).on(torch.rand(3, 4))
+        >>> q.edit(lambda x: x.flip(1)).saliency(0).compute().shape
+        (3, 4)
+        """
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable; got {type(fn).__name__}")
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        return self._edited("fn", None, Ref(fn, f"fn:{id(fn)}:{name}"))
+
+    def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
+        return self._filtered(Attribution(self.node, method, as_target(target), params))
+
+    def _filtered(self, node: Node) -> Expr:
+        for predicate in self.filters:
+            node = Where(node, predicate)
+        return Expr(node)
+
+    def identity(self, target: Any, method: str | None = None, **params: Any) -> Expr:
+        """The base interpretation: ``method`` (default ``ia.options.identity``) of ``target``.
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+        method : str, optional
+            An attribution method's name: ``saliency``, ``input_x_gradient``,
+            ``integrated_gradients`` or ``grad_cam``.
+        **params
+            The method's own parameters (e.g. ``steps=32``). Integrated gradients' rule,
+            its ``method`` argument, is passed as ``integration=`` here.
+
+        Returns
+        -------
+        Expr
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+        >>> q.identity("pred").node.method
+        'integrated_gradients'
+        >>> q.identity("pred", "saliency", abs=False).node == q.saliency("pred", abs=False).node
+        True
+        >>> q.identity(0, "saliency", step=3)
+        Traceback (most recent call last):
+        TypeError: saliency: unknown parameter 'step'; it takes abs.
+        """
+        name = options.identity if method is None else method
+        bound = method_of(self, name)
+        params = _renamed(params)
+        check_params(name, bound, params)
+        return bound(target, **params)
+
+    def antijoin(self, other: Query, target: Any, method: str | None = None, **params: Any) -> Expr:
+        """Anti-join: the features that discriminate two inputs, or two models.
+
+        For two inputs ``x, x'`` through one model, the pair ``(phi(x; x'), phi(x'; x))``:
+        each input attributed with the other as its baseline, along a ``side`` dim (``left``,
+        ``right``); ``method`` must take a baseline (``integrated_gradients``). For one input
+        through two models ``f, g``, the attribution of their disagreement ``f_c - g_c``;
+        ``pred`` is then the left model's prediction.
+
+        Parameters
+        ----------
+        other : Query
+            The right side: other inputs through the same model, or the same inputs through
+            another model.
+        target : target spec
+            As for any attribution method.
+        method : str, optional
+            Default ``ia.options.identity``.
+        **params
+            The method's parameters (integrated gradients' rule as ``integration=``).
+
+        Returns
+        -------
+        Expr
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> m = ia.model(torch.nn.Linear(4, 3).eval())
+        >>> x, x2 = m.on(torch.rand(2, 4)), m.on(torch.rand(2, 4))
+        >>> r = x.antijoin(x2, "pred", steps=8).compute()
+        >>> r.dims, r.side.values.tolist()
+        (('side', 'sample', 'feature'), ['left', 'right'])
+        """
+        if not isinstance(other, Query):
+            raise TypeError(f"other: expected a Query; got {type(other).__name__}")
+        left, right = source_of(self.node), source_of(other.node)
+        same_model = left.model == right.model
+        same_inputs = base_of(self.node) == rebased_base(other.node, left)
+        if same_model and base_of(self.node) == base_of(other.node):
+            raise ValueError("other: both sides are the same model on the same inputs")
+        name = options.identity if method is None else method
+        params = _renamed(params)
+        if not same_model:
+            if not same_inputs:
+                raise ValueError(
+                    "other: an anti-join compares two inputs through one model, or one input "
+                    "through two models; these differ in both"
+                )
+            return self._disagreement(other, target, name, params)
+        if left.shape != right.shape:
+            raise ValueError(
+                f"other: the inputs have shapes {list(left.shape)} and {list(right.shape)}; "
+                "an anti-join pairs inputs of the same shape"
+            )
+        if window_of(self.node) != window_of(other.node):
+            raise ValueError("other: the two sides must use the same window")
+        if layer_of(self.node) != layer_of(other.node):
+            raise ValueError(
+                f"other: the two sides select different layers ({layer_of(self.node)!r} and "
+                f"{layer_of(other.node)!r})"
+            )
+        bound = method_of(self, name)
+        check_params(name, bound, params)
+        if "baseline" not in inspect.signature(bound).parameters:
+            raise ValueError(
+                f"method: {name!r} takes no baseline; an anti-join of two inputs attributes each "
+                "with the other as baseline: use 'integrated_gradients'"
+            )
+        if "baseline" in params:
+            raise TypeError("baseline: an anti-join sets each side's baseline to the other input")
+        a = bound(target, baseline=Query(base_of(other.node)), **params).node
+        b = method_of(Query(other.node), name)(
+            target, baseline=Query(base_of(self.node)), **params
+        ).node
+        assert isinstance(a, Attribution) and isinstance(b, Attribution)
+        return self._filtered(AntiJoin(a, b))
+
+    def _disagreement(self, other: Query, target: Any, name: str, params: dict[str, Any]) -> Expr:
+        if layer_of(self.node) is not None or layer_of(other.node) is not None:
+            raise ValueError(
+                "other: an anti-join of two models attributes their disagreement at the "
+                "input; layers of two different models cannot be compared"
+            )
+        if window_of(self.node) != window_of(other.node):
+            raise ValueError("other: the two sides must use the same window")
+        left, right = source_of(self.node), source_of(other.node)
+        model = difference_of(left.model, right.model)
+        source = Source(model, left.inputs, left.labels, left.shape, left.dims, left.ids)
+        view = rebased(self.node, with_source(base_of(self.node), source))
+        bound = method_of(Query(view), name)
+        check_params(name, bound, params)
+        part = bound(target, **params).node
+        assert isinstance(part, Attribution)
+        return self._filtered(Disagreement(part, left.model, right.model))
+
+    def saliency(self, target: Any, abs: bool = True) -> Expr:
+        """Gradient of the target score with respect to the input (or selected layer).
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+            The output(s) to explain.
+        abs : bool, default True
+            Return the absolute value of the gradient (Captum's default).
+
+        Returns
+        -------
+        Expr
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+        >>> q.saliency("pred").compute().dims
+        ('sample', 'feature')
+        """
+        return self._attribution("saliency", target, (("abs", check_flag(abs, "abs")),))
+
+    def input_x_gradient(self, target: Any) -> Expr:
+        """Gradient times input (or times the activation of the selected layer).
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+            The output(s) to explain.
+
+        Returns
+        -------
+        Expr
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+        >>> q.input_x_gradient(ia.topk(2)).compute().dims
+        ('sample', 'target', 'feature')
+        """
+        return self._attribution("input_x_gradient", target, ())
+
+    def integrated_gradients(
+        self, target: Any, steps: int = 50, method: str = "gausslegendre", baseline: Any = 0.0
+    ) -> Expr:
+        """Integrated gradients from ``baseline`` to the input (or between their layer activations).
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+            The output(s) to explain.
+        steps : int, default 50
+            Number of points on the path.
+        method : str, default "gausslegendre"
+            Integration rule: ``riemann_left``, ``riemann_right``, ``riemann_middle``,
+            ``riemann_trapezoid`` or ``gausslegendre``.
+        baseline : float, torch.Tensor or Query, default 0.0
+            The path's start: a scalar, a tensor broadcastable to the inputs, or another
+            query whose inputs (of the same shape, edits applied) are the baseline.
+
+        Returns
+        -------
+        Expr
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+        >>> r = q.integrated_gradients(0, steps=8).compute()
+        >>> r.attrs["steps"], r.attrs["integration"]
+        (8, 'gausslegendre')
+        """
+        rule = check_rule(method)
+        if isinstance(baseline, Query):  # another query's inputs (edits included), lazily
+            ref: Any = base_of(baseline.node)
+            shapes = source_of(ref).shape, source_of(self.node).shape
+            if shapes[0] != shapes[1]:
+                raise ValueError(
+                    f"baseline: the baseline query's inputs have shape {list(shapes[0])}, "
+                    f"but the inputs have shape {list(shapes[1])}"
+                )
+        else:
+            base = as_baseline(baseline, source_of(self.node).inputs.value)
+            ref = base if isinstance(base, float) else Ref(base, fingerprint(base))
+        params = (("steps", check_steps(steps, rule)), ("method", rule), ("baseline", ref))
+        return self._attribution("integrated_gradients", target, params)
+
+    def grad_cam(self, target: Any, relu: bool = True, upsample: bool = True) -> Expr:
+        """GradCAM of the selected layer: its channels weighted by their mean gradient.
+
+        With ``relu=False, upsample=False`` this is Captum's ``LayerGradCam``. It shares the
+        forward and the batched backward with every other gradient request on the inputs.
+
+        Parameters
+        ----------
+        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
+            The output(s) to explain.
+        relu : bool, default True
+            Keep only the positive evidence (the map's ReLU).
+        upsample : bool, default True
+            Resize the map bilinearly to the input's resolution (image inputs ``[N, C, H, W]``);
+            otherwise it stays on the layer's grid.
+
+        Returns
+        -------
+        Expr
+            Dims ``sample``, (``target``), ``y``, ``x``.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+        ...                           torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
+        >>> q = ia.model(net).on(torch.rand(2, 3, 8, 8))
+        >>> q.layer("1").grad_cam("all").compute().sizes
+        Frozen({'sample': 2, 'target': 2, 'y': 8, 'x': 8})
+        >>> q.layer("1").grad_cam(0, upsample=False).compute().sizes
+        Frozen({'sample': 2, 'y': 6, 'x': 6})
+        """
+        relu = check_flag(relu, "relu")
+        upsample = check_flag(upsample, "upsample")
+        shape = source_of(self.node).shape
+        if upsample and len(shape) != 4:
+            raise ValueError(
+                f"upsample: the map is resized to an image's [H, W], but the inputs have shape "
+                f"{list(shape)}; pass upsample=False"
+            )
+        params = (("relu", relu), ("upsample", upsample))
+        return self._attribution("grad_cam", target, params)
+
+
+def _renamed(params: dict[str, Any]) -> dict[str, Any]:
+    # ``method`` names the attribution method in identity/antijoin; IG's rule is ``integration``.
+    params = dict(params)
+    if "integration" in params:
+        params["method"] = params.pop("integration")
+    return params
+
+
+def method_of(query: Query, name: Any) -> Callable[..., Expr]:
+    """The query's attribution method called ``name``, with close matches when unknown.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> method_of(q, "saliency").__name__
+    'saliency'
+    >>> method_of(q, "saliancy")
+    Traceback (most recent call last):
+    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'saliency'?
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"method: expected a method name (str); got {type(name).__name__}")
+    lookup_method(name)
+    return getattr(query, name)
+
+
+def check_params(name: str, bound: Callable[..., Any], params: dict[str, Any]) -> None:
+    """Refuse parameters the method does not take, naming close matches.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> check_params("integrated_gradients", q.integrated_gradients, {"step": 8})
+    Traceback (most recent call last):
+    TypeError: integrated_gradients: unknown parameter 'step'; it takes steps, method, baseline. Did you mean 'steps'?
+    """
+    accepted = [p for p in inspect.signature(bound).parameters if p != "target"]
+    for key in params:
+        if key not in accepted:
+            raise TypeError(
+                f"{name}: unknown parameter {key!r}; it takes {', '.join(accepted)}."
+                + did_you_mean(key, accepted)
+            )
+
+
+def rebased_base(view: Node, source: Source) -> Node:
+    """``view``'s base with its source's model swapped for ``source``'s (to compare inputs).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> x = torch.rand(2, 4)
+    >>> f, g = ia.model(torch.nn.Linear(4, 3)), ia.model(torch.nn.Linear(4, 3))
+    >>> a = f.on(x).node
+    >>> rebased_base(g.on(x).node, a) == a
+    True
+    """
+    return with_source(base_of(view), source, own_data=False)
+
+
+def with_source(base: Node, source: Source, own_data: bool = True) -> Node:
+    """``base`` (a source and its edits) rebuilt over ``source``'s model.
+
+    Labels and ids stay ``base``'s own, or are taken from ``source`` when not ``own_data``
+    (to compare two sides' inputs whatever their labels).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> x = torch.rand(2, 4)
+    >>> f, g = ia.model(torch.nn.Linear(4, 3)), ia.model(torch.nn.Linear(4, 3))
+    >>> with_source(f.on(x).node, g.on(x).node) == g.on(x).node
+    True
+    """
+    if isinstance(base, Edit):
+        inner = with_source(base.view, source, own_data)
+        return Edit(inner, base.kind, base.window, base.value)
+    assert isinstance(base, Source)
+    labels, ids = (base.labels, base.ids) if own_data else (source.labels, source.ids)
+    return Source(source.model, base.inputs, labels, base.shape, base.dims, ids)
+
+
+@wrap.register
+def _(source: Source) -> Query:
+    return Query(source)

@@ -1,0 +1,143 @@
+"""Attribution: the node that explains a target through a view, and the method registry.
+
+The registry holds each method's name, how its result comes from gradients and whether it
+needs a layer; parameters are validated here, no computation happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import positive_integer, unknown_name
+from ..kernels.plan import INTEGRATION_RULES
+from .node import Node, Ref
+from .targets import Target
+from .views import layer_of, source_of
+
+
+@dataclass(frozen=True)
+class Method:
+    """An attribution method: how its gradient is used and which parameters it takes.
+
+    ``output`` says how the result comes from the gradient (the kernel's ``Output.kind``):
+    ``gradient``, ``times_input`` (times the input or activation), ``grad_cam`` or
+    ``integrated`` (along a path from a baseline). ``needs_layer`` methods attribute a
+    layer's activation only.
+    """
+
+    name: str
+    output: str
+    summary: str
+    needs_layer: bool = False
+
+    @property
+    def path(self) -> bool:
+        """Whether the method integrates along a path of points."""
+        return self.output == "integrated"
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("saliency", "gradient", "gradient of the target score"),
+        Method("input_x_gradient", "times_input", "gradient times input"),
+        Method(
+            "integrated_gradients",
+            "integrated",
+            "path-integrated gradient times (input - baseline)",
+        ),
+        Method(
+            "grad_cam",
+            "grad_cam",
+            "layer channels weighted by their mean gradient",
+            needs_layer=True,
+        ),
+    )
+}
+
+
+def method(name: str) -> Method:
+    """Look up a method by name; unknown names get close matches.
+
+    Examples
+    --------
+    >>> method("saliency").output
+    'gradient'
+    >>> method("integrated_gradient")
+    Traceback (most recent call last):
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
+    """
+    if name not in METHODS:
+        raise unknown_name("method", name, METHODS)
+    return METHODS[name]
+
+
+def check_steps(steps: Any, rule: str) -> int:
+    """Validate the number of integration steps.
+
+    Examples
+    --------
+    >>> check_steps(0, "gausslegendre")
+    Traceback (most recent call last):
+    ValueError: steps: expected an integer >= 1; got 0
+    """
+    steps = positive_integer(steps, "steps")
+    if rule == "riemann_trapezoid" and steps < 2:
+        raise ValueError("steps: riemann_trapezoid needs at least 2 steps (both end points)")
+    return steps
+
+
+def check_rule(rule: Any) -> str:
+    """Validate an integration rule name (the ``method`` of integrated gradients).
+
+    Examples
+    --------
+    >>> check_rule("riemann_middle")
+    'riemann_middle'
+    """
+    if not isinstance(rule, str) or rule not in INTEGRATION_RULES:
+        raise unknown_name("method", str(rule), INTEGRATION_RULES)
+    return rule
+
+
+def check_flag(value: Any, argument: str) -> bool:
+    """Validate a boolean parameter.
+
+    Examples
+    --------
+    >>> check_flag(1, "abs")
+    Traceback (most recent call last):
+    TypeError: abs: expected True or False; got 1
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument}: expected True or False; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution(Node):
+    """An attribution ``method`` of ``target`` over the view's input or layer."""
+
+    view: Node
+    method: str
+    target: Target
+    params: tuple[tuple[str, Any], ...]
+    op = "attribution"
+
+    def validate(self) -> None:
+        spec = method(self.method)
+        source = source_of(self.view)
+        if spec.needs_layer and layer_of(self.view) is None:
+            names = source.model.layer_names
+            raise ValueError(
+                f"{self.method}: select a layer first, e.g. q.layer({names[-1] if names else 'name'!r})"
+                f".{self.method}(...); it attributes a layer's activation, not the input"
+            )
+        model = source.model
+        self.target.check(source.n, model.num_classes, source.labels is not None)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The method's parameters, with tensors unwrapped."""
+        return {k: v.value if isinstance(v, Ref) else v for k, v in self.params}

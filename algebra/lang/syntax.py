@@ -1,0 +1,500 @@
+"""The syntax tree of a declarative query, as :func:`algebra.lang.parse.parse_query` returns it.
+
+Every node is a frozen dataclass. Positions (``line`` and ``column``, 1-based, ``0`` when a
+node was built by hand) point at the node's first character in the query text; they are
+left out of equality, hashing and ``repr``, so two queries written differently but meaning
+the same are equal. ``to_text()`` prints the canonical text back (lower-case keywords, one
+line), and parsing that text gives an equal tree.
+
+The tree of ``select l3 from f(x) join (select l3 from f(x')) where [0, 8, 0, 8] and pred !=
+label``::
+
+    Select(layer=Name('l3'), model=Name('f'), inputs=Name('x'),
+           joins=(Join('mean', Select(layer=Name('l3'), model=Name('f'), inputs=Name("x'"))),),
+           windows=(Window(0, 8, 0, 8),),
+           predicate=Compare(Column('pred'), '!=', Column('label')))
+
+- :class:`Select`: ``layer`` (a :class:`Name`, or ``None`` for ``*``, the input), ``model``
+  and ``inputs`` (:class:`Name`), then its clauses: ``joins`` (a tuple of :class:`Join`,
+  in order), ``method`` (``using``: a :class:`Method` or ``None``), ``target``
+  (a :class:`TargetClause` or ``None``), ``windows`` (the ``where`` clause's windows, a
+  tuple of :class:`Window` in order: a drill-down) and ``predicate`` (the rest of the
+  ``where`` clause, or ``None``).
+- :class:`Join`: ``how`` is ``"mean"`` (``join``, ``mean join``), ``"min"``, ``"product"``
+  or ``"anti"`` (``left join``), and ``query`` the sub-query.
+- :class:`Method`: ``name`` and ``params``, a tuple of ``(name, value)`` pairs in the order
+  written; values are ``int``, ``float``, ``str`` or ``bool``.
+- :class:`TargetClause`: ``kind`` is ``"pred"``, ``"label"``, ``"all"``, ``"top"`` (with
+  ``value`` the ``k``) or ``"index"`` (with ``value`` the class index).
+- Predicates over the sample columns (:data:`COLUMNS`): :class:`Compare` (a
+  :class:`Column`, an operator among :data:`OPERATORS` and a value: a number, a string, a
+  boolean, another :class:`Column`, or for ``in`` a tuple of numbers and strings), a bare
+  boolean :class:`Column` (``correct``), :class:`Not`, :class:`And` and :class:`Or`
+  (binary, as written: ``a and b and c`` is ``And(And(a, b), c)``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Words with a meaning in the grammar (matched case-insensitively).
+KEYWORDS = (
+    "select",
+    "from",
+    "join",
+    "left",
+    "mean",
+    "min",
+    "product",
+    "using",
+    "target",
+    "top",
+    "where",
+    "and",
+    "or",
+    "not",
+    "in",
+    "true",
+    "false",
+)
+#: The per-sample columns a ``where`` predicate can test.
+COLUMNS = ("pred", "label", "correct", "score", "id")
+#: The columns that are a predicate on their own (``where correct``).
+BOOLEAN_COLUMNS = ("correct",)
+#: Comparison operators, as normalised by the parser (``==`` is ``=``, ``<>`` is ``!=``).
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in")
+#: How a join combines two interpretations; ``anti`` is ``left join``.
+JOIN_KINDS = ("mean", "min", "product", "anti")
+#: The forms of a ``target`` clause.
+TARGET_KINDS = ("pred", "label", "all", "top", "index")
+
+# An unquoted layer name, as torch's named_modules() writes most of them.
+_LAYER = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _position() -> Any:
+    return field(default=0, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name as written in the query: a model, an input, a layer or a method.
+
+    Equality looks at ``text`` only, not at the position.
+
+    Examples
+    --------
+    >>> Name("x'") == Name("x'", line=3, column=7)
+    True
+    """
+
+    text: str
+    line: int = _position()
+    column: int = _position()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle ``[r0, r1, c0, c1]`` of rows ``r0`` to ``r1`` and columns ``c0`` to ``c1``.
+
+    Examples
+    --------
+    >>> Window(16, 20, 20, 40)
+    Window(r0=16, r1=20, c0=20, c1=40)
+    """
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    line: int = _position()
+    column: int = _position()
+
+    def to_text(self) -> str:
+        """The window as query text.
+
+        Examples
+        --------
+        >>> Window(16, 20, 20, 40).to_text()
+        '[16, 20, 20, 40]'
+        """
+        return f"[{self.r0}, {self.r1}, {self.c0}, {self.c1}]"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A per-sample column (see :data:`COLUMNS`); alone, a boolean column is a predicate.
+
+    Examples
+    --------
+    >>> Column("correct").to_text()
+    'correct'
+    """
+
+    name: str
+    line: int = _position()
+    column: int = _position()
+
+    def to_text(self) -> str:
+        """The column's name, as query text.
+
+        Examples
+        --------
+        >>> Column("label").to_text()
+        'label'
+        """
+        return self.name
+
+
+Scalar = int | float | str | bool
+Value = Scalar | Column | tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``column op value``; ``op`` is one of :data:`OPERATORS`, and ``in`` takes a tuple.
+
+    Examples
+    --------
+    >>> Compare(Column("pred"), "!=", Column("label")).to_text()
+    'pred != label'
+    >>> Compare(Column("id"), "in", (1, 2, 3)).to_text()
+    'id in (1, 2, 3)'
+    """
+
+    column: Column
+    op: str
+    value: Value
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise ValueError(f"op: unknown comparison {self.op!r}; expected one of {OPERATORS}")
+
+    def to_text(self) -> str:
+        """The comparison as query text.
+
+        Examples
+        --------
+        >>> Compare(Column("score"), ">", 0.5).to_text()
+        'score > 0.5'
+        """
+        return _predicate_text(self)
+
+
+@dataclass(frozen=True)
+class Not:
+    """``not operand``.
+
+    Examples
+    --------
+    >>> Not(Column("correct")).to_text()
+    'not correct'
+    """
+
+    operand: Predicate
+
+    def to_text(self) -> str:
+        """The negation as query text, with parentheses where precedence needs them.
+
+        Examples
+        --------
+        >>> Not(Or(Column("correct"), Compare(Column("label"), "=", 3))).to_text()
+        'not (correct or label = 3)'
+        """
+        return _predicate_text(self)
+
+
+@dataclass(frozen=True)
+class And:
+    """``left and right``.
+
+    Examples
+    --------
+    >>> And(Column("correct"), Compare(Column("label"), "=", 3)).to_text()
+    'correct and label = 3'
+    """
+
+    left: Predicate
+    right: Predicate
+
+    def to_text(self) -> str:
+        """The conjunction as query text, with parentheses where precedence needs them.
+
+        Examples
+        --------
+        >>> a, b, c = Column("correct"), Compare(Column("id"), "<", 9), Compare(Column("id"), ">", 2)
+        >>> And(a, And(b, c)).to_text(), And(And(a, b), c).to_text()
+        ('correct and (id < 9 and id > 2)', 'correct and id < 9 and id > 2')
+        """
+        return _predicate_text(self)
+
+
+@dataclass(frozen=True)
+class Or:
+    """``left or right``.
+
+    Examples
+    --------
+    >>> Or(Column("correct"), Compare(Column("label"), "=", 3)).to_text()
+    'correct or label = 3'
+    """
+
+    left: Predicate
+    right: Predicate
+
+    def to_text(self) -> str:
+        """The disjunction as query text, with parentheses where precedence needs them.
+
+        Examples
+        --------
+        >>> a, b = Column("correct"), Compare(Column("label"), "=", 3)
+        >>> And(Or(a, b), a).to_text()
+        '(correct or label = 3) and correct'
+        """
+        return _predicate_text(self)
+
+
+Predicate = Compare | Column | Not | And | Or
+
+
+@dataclass(frozen=True)
+class Method:
+    """``using name(k=v, ...)``: the interpretation method and its parameters.
+
+    Examples
+    --------
+    >>> Method(Name("integrated_gradients"), (("steps", 32),)).to_text()
+    'integrated_gradients(steps=32)'
+    """
+
+    name: Name
+    params: tuple[tuple[str, Scalar], ...] = ()
+
+    def to_text(self) -> str:
+        """The method as written after ``using`` (no parentheses without parameters).
+
+        Examples
+        --------
+        >>> Method(Name("saliency")).to_text()
+        'saliency'
+        >>> Method(Name("ig"), (("method", "riemann_left"), ("abs", True))).to_text()
+        "ig(method='riemann_left', abs=true)"
+        """
+        if not self.params:
+            return self.name.text
+        inner = ", ".join(f"{key}={_literal(value)}" for key, value in self.params)
+        return f"{self.name.text}({inner})"
+
+
+@dataclass(frozen=True)
+class TargetClause:
+    """``target pred | label | all | top k | index``; ``value`` is ``k`` or the class index.
+
+    Examples
+    --------
+    >>> TargetClause("top", 3)
+    TargetClause(kind='top', value=3)
+    """
+
+    kind: str
+    value: int | None = None
+    line: int = _position()
+    column: int = _position()
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(f"kind: unknown target {self.kind!r}; expected one of {TARGET_KINDS}")
+
+    def to_text(self) -> str:
+        """The target as written after ``target``.
+
+        Examples
+        --------
+        >>> TargetClause("top", 3).to_text(), TargetClause("index", 7).to_text()
+        ('top 3', '7')
+        >>> TargetClause("pred").to_text()
+        'pred'
+        """
+        if self.kind == "top":
+            return f"top {self.value}"
+        if self.kind == "index":
+            return str(self.value)
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Join:
+    """``join (query)``: combine with a sub-query; ``how`` is one of :data:`JOIN_KINDS`.
+
+    Examples
+    --------
+    >>> Join("anti", Select(None, Name("f"), Name("x'"))).to_text()
+    "left join (select * from f(x'))"
+    """
+
+    how: str
+    query: Select
+    line: int = _position()
+    column: int = _position()
+
+    def __post_init__(self) -> None:
+        if self.how not in JOIN_KINDS:
+            raise ValueError(f"how: unknown join {self.how!r}; expected one of {JOIN_KINDS}")
+
+    def to_text(self) -> str:
+        """The join as query text (the mean join is written plain ``join``).
+
+        Examples
+        --------
+        >>> sub = Select(None, Name("f"), Name("y"))
+        >>> Join("mean", sub).to_text(), Join("min", sub).to_text()
+        ('join (select * from f(y))', 'min join (select * from f(y))')
+        """
+        keyword = {"mean": "join", "anti": "left join"}.get(self.how, f"{self.how} join")
+        return f"{keyword} ({self.query.to_text()})"
+
+
+@dataclass(frozen=True)
+class Select:
+    """A query: ``select layer from model(inputs)`` and its clauses.
+
+    Examples
+    --------
+    >>> query = Select(Name("l3"), Name("f"), Name("x"), windows=(Window(0, 8, 0, 8),))
+    >>> query.to_text()
+    'select l3 from f(x) where [0, 8, 0, 8]'
+    """
+
+    layer: Name | None
+    model: Name
+    inputs: Name
+    joins: tuple[Join, ...] = ()
+    method: Method | None = None
+    target: TargetClause | None = None
+    windows: tuple[Window, ...] = ()
+    predicate: Predicate | None = None
+    line: int = _position()
+    column: int = _position()
+
+    def walk(self) -> Iterator[Select]:
+        """This query, then its sub-queries depth first, in the order they are written.
+
+        Examples
+        --------
+        >>> from algebra.lang.parse import parse_query
+        >>> q = parse_query("select * from f(x1) join (select * from g(x2) join (select * from f(x3)))")
+        >>> [s.inputs.text for s in q.walk()]
+        ['x1', 'x2', 'x3']
+        """
+        yield self
+        for join in self.joins:
+            yield from join.query.walk()
+
+    def model_names(self) -> tuple[str, ...]:
+        """The model names used, sub-queries included, in order of first appearance.
+
+        Examples
+        --------
+        >>> from algebra.lang.parse import parse_query
+        >>> parse_query("select * from f(x) left join (select * from g(x))").model_names()
+        ('f', 'g')
+        """
+        return tuple(dict.fromkeys(s.model.text for s in self.walk()))
+
+    def input_names(self) -> tuple[str, ...]:
+        """The input names used, sub-queries included, in order of first appearance.
+
+        Examples
+        --------
+        >>> from algebra.lang.parse import parse_query
+        >>> q = parse_query("select * from f(x) join (select * from f(x')) join (select * from g(x))")
+        >>> q.input_names()
+        ('x', "x'")
+        """
+        return tuple(dict.fromkeys(s.inputs.text for s in self.walk()))
+
+    def to_text(self) -> str:
+        """The canonical query text: lower-case keywords, one line, clauses in a fixed order.
+
+        The order is joins, ``using``, ``target``, ``where`` (windows first). Parsing the text
+        gives back an equal tree.
+
+        Examples
+        --------
+        >>> from algebra.lang.parse import parse_query
+        >>> parse_query("SELECT * FROM f(x) WHERE pred <> label AND [0,8,0,8]").to_text()
+        'select * from f(x) where [0, 8, 0, 8] and pred != label'
+        """
+        layer = "*" if self.layer is None else _layer_text(self.layer.text)
+        parts = [f"select {layer} from {self.model.text}({self.inputs.text})"]
+        parts += [join.to_text() for join in self.joins]
+        if self.method is not None:
+            parts.append(f"using {self.method.to_text()}")
+        if self.target is not None:
+            parts.append(f"target {self.target.to_text()}")
+        terms = [window.to_text() for window in self.windows]
+        if self.predicate is not None:
+            text = _predicate_text(self.predicate)
+            # After the windows, an `or` must not capture them.
+            terms.append(f"({text})" if terms and isinstance(self.predicate, Or) else text)
+        if terms:
+            parts.append("where " + " and ".join(terms))
+        return " ".join(parts)
+
+
+def quote(text: str) -> str:
+    """``text`` as a single-quoted query string, with backslash escapes.
+
+    Examples
+    --------
+    >>> print(quote("it's"))
+    'it\\'s'
+    """
+    return "'" + "".join(_ESCAPES.get(c, c) for c in text) + "'"
+
+
+def _layer_text(text: str) -> str:
+    if _LAYER.fullmatch(text) and text.lower() not in KEYWORDS:
+        return text
+    return quote(text)
+
+
+def _literal(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return quote(value)
+    return repr(value)
+
+
+_PRECEDENCE = {Or: 1, And: 2, Not: 3}
+
+
+def _predicate_text(node: Predicate) -> str:
+    # One frame per level: the parser bounds the depth, so recursion is safe here.
+    if isinstance(node, Column):
+        return node.name
+    if isinstance(node, Compare):
+        if node.op == "in":
+            values = ", ".join(_literal(v) for v in node.value)  # type: ignore[union-attr]
+            return f"{node.column.name} in ({values})"
+        value = node.value.name if isinstance(node.value, Column) else _literal(node.value)
+        return f"{node.column.name} {node.op} {value}"
+    own = _PRECEDENCE[type(node)]
+
+    def child(sub: Predicate, right: bool) -> str:
+        level = _PRECEDENCE.get(type(sub), 4)
+        # Binary operators associate to the left, so an equal level on the right keeps
+        # its parentheses.
+        tight = level < own or (right and level == own and not isinstance(node, Not))
+        text = _predicate_text(sub)
+        return f"({text})" if tight else text
+
+    if isinstance(node, Not):
+        return f"not {child(node.operand, False)}"
+    keyword = "and" if isinstance(node, And) else "or"
+    return f"{child(node.left, False)} {keyword} {child(node.right, True)}"

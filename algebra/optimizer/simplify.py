@@ -1,0 +1,134 @@
+"""Stage 1, simplify: each unique attribution lowered to one gradient request and one output.
+
+Equal sub-expressions have equal tokens and are lowered once. With ``simplify`` on, two
+attributions of the same target, layer and points share one request (saliency and
+input-x-gradient of a target share a gradient); with it off, each has its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import OptimizerOptions
+from ..ir.attribution import Attribution, method
+from ..ir.node import Node, Ref
+from ..ir.views import Edit, Source, base_of, layer_of, window_of
+from ..kernels.plan import Edited, Output, PathSpec, Points, Request, TargetSpec
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """One unique attribution as the kernels compute it.
+
+    ``job`` identifies the model and (possibly edited) inputs it runs on; ``capture``
+    lists layers whose activations its points must keep; ``path_layer`` is the layer a
+    path runs through, whose activations at the inputs and at the baseline are the path's
+    ends.
+    """
+
+    node: Attribution
+    job: str
+    points: Points
+    request: Request
+    output: Output
+    capture: tuple[str, ...] = ()
+    path_layer: str | None = None
+
+
+@dataclass(frozen=True)
+class Simplified:
+    """The simplify stage's output: the unique attributions, lowered."""
+
+    items: tuple[Lowered, ...]
+
+    @property
+    def requests(self) -> int:
+        """The number of distinct gradient requests."""
+        return len({(i.job, i.points.key, i.request.key) for i in self.items})
+
+
+def inputs_of(base: Node) -> object:
+    """What a base view feeds the model: the source's tensor, or an :class:`Edited` spec.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Conv2d(1, 1, 1).eval()).on(torch.rand(2, 1, 4, 4))
+    >>> spec = inputs_of(q.patch((0, 2, 0, 2), 1.0).node)
+    >>> spec.kind, spec.window, spec.value
+    ('patch', (0, 2, 0, 2), 1.0)
+    """
+    if isinstance(base, Source):
+        return base.inputs.value
+    assert isinstance(base, Edit)
+    value = base.value
+    if isinstance(value, Node):
+        value = inputs_of(value)
+    elif isinstance(value, Ref):
+        value = value.value
+    return Edited(inputs_of(base.view), base.kind, base.window, value, base.token)  # type: ignore[arg-type]
+
+
+def simplify(nodes: list[Attribution], rules: OptimizerOptions) -> Simplified:
+    """Lower each unique attribution to a request on a point set and an output.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.optimizer.rules import flags
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> nodes = [q.saliency(0).node, q.input_x_gradient(0).node, q.saliency(0).node]
+    >>> s = simplify(nodes, flags())
+    >>> len(s.items), s.requests, simplify(nodes, flags(optimize=False)).requests
+    (2, 1, 2)
+    """
+    unique = {n.token: n for n in nodes}.values()
+    return Simplified(tuple(_lower(node, rules) for node in unique))
+
+
+def _lower(node: Attribution, rules: OptimizerOptions) -> Lowered:
+    spec = method(node.method)
+    layer = layer_of(node.view)
+    points = _points(node, rules)
+    key = f"{points.key}|{node.target.token}|{layer}" if rules.simplify else f"{node.token}|grad"
+    opts = node.options
+    output = Output(
+        node.token,
+        key,
+        spec.output,  # type: ignore[arg-type]
+        layer,
+        absolute=bool(opts.get("abs", False)),
+        relu=bool(opts.get("relu", False)),
+        upsample=bool(opts.get("upsample", False)),
+        window=window_of(node.view),
+    )
+    capture = (layer,) if layer is not None and spec.output in ("times_input", "grad_cam") else ()
+    return Lowered(
+        node,
+        base_of(node.view).token,  # one job per model and (possibly edited) inputs
+        points,
+        Request(key, _target(node), layer),
+        output,
+        capture,
+        layer if layer is not None and spec.path else None,
+    )
+
+
+def _points(node: Attribution, rules: OptimizerOptions) -> Points:
+    if not method(node.method).path:
+        return Points("inputs", owner="" if rules.share_forward else node.token)
+    opts = node.options
+    baseline = dict(node.params)["baseline"]
+    if isinstance(baseline, Node):
+        start, baseline_key = inputs_of(baseline), baseline.token
+    else:
+        start = opts["baseline"]
+        baseline_key = baseline.token if isinstance(baseline, Ref) else repr(baseline)
+    path = PathSpec(opts["steps"], opts["method"], start, baseline_key, window_of(node.view))
+    owner = "" if rules.share_paths else node.token
+    return Points("path", path, layer_of(node.view), owner=owner)
+
+
+def _target(node: Attribution) -> TargetSpec:
+    value = node.target.value
+    return TargetSpec(node.target.kind, value.value if isinstance(value, Ref) else value)  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""The engine: computes expression nodes (never ``Expr`` objects) into labelled results.
+
+A computation walks its graph once (:func:`~algebra.runtime.graph.read_graph`), checks
+that the tensors it captured are unchanged, reuses what the memo holds, plans the
+remaining attributions through the optimizer, runs the frozen jobs on the kernels,
+evaluates derived nodes over device frames, and crosses to xarray at the very end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import xarray as xr
+
+from ..config import OptimizerOptions
+from ..ir.format import result_name
+from ..ir.node import Node
+from ..kernels.checks import check_unchanged, state_token
+from ..kernels.edits import materialize_job
+from ..kernels.execute import execute
+from ..kernels.frame import Frame
+from ..optimizer import optimize
+from ..results.arrays import to_xarray
+from ..results.frames import to_frame
+from .evaluate import evaluate
+from .graph import Graph, read_graph
+from .memo import Memo, memo_key
+
+
+@dataclass(frozen=True)
+class Computation:
+    """One computation's graph, its models' state tokens, and the memo keys of its roots."""
+
+    graph: Graph
+    states: dict[int, str]
+    keys: dict[str, str]
+
+
+def prepare(roots: list[Node], check: bool = True) -> Computation:
+    """Walk ``roots`` once, check their tensors (unless not ``check``: plans only need
+    shapes) and take their models' state tokens.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> c = prepare([q.saliency(0).node])
+    >>> len(c.states), len(c.keys)
+    (1, 1)
+    """
+    graph = read_graph(roots)
+    # Tokens record each tensor's in-place version: data changed since then is not what
+    # the expression describes, and computing it would be silently wrong.
+    for argument, ref in graph.tensors if check else ():
+        check_unchanged(ref.value, ref.token, argument)
+    states = {key: state_token(module) for key, module in graph.module_of.items()}
+    keys = {r.token: memo_key(r, graph.modules[r.token], states) for r in graph.roots}
+    return Computation(graph, states, keys)
+
+
+def memoized(computation: Computation, memo: Memo) -> dict[str, xr.DataArray]:
+    """The roots' results already in ``memo``, by token.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> memoized(prepare([q.saliency(0).node]), Memo())
+    {}
+    """
+    found = {token: memo.get(key) for token, key in computation.keys.items()}
+    return {token: array for token, array in found.items() if array is not None}
+
+
+def run(
+    computation: Computation, roots: list[Node], rules: OptimizerOptions
+) -> dict[str, xr.DataArray]:
+    """Compute ``roots`` (a subset of the computation's) and return their results by token.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.optimizer import flags
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> c = prepare([q.saliency(0).abs().node])
+    >>> [r.dims for r in run(c, list(c.graph.roots), flags()).values()]
+    [('sample', 'feature')]
+    """
+    frames: dict[str, Frame] = {}
+    made: dict[str, object] = {}  # edits made once per computation, whatever reads them
+    for planned in optimize(computation.graph.leaves_of(roots), rules).fused:
+        out = execute(materialize_job(planned.job, made))
+        for output in planned.job.results:
+            node = planned.nodes[output.key]
+            frames[output.key] = to_frame(node, out.tasks[output.key], out.logits)
+    cache: dict[str, Frame] = {}
+    return {
+        root.token: to_xarray(evaluate(root, frames, cache), result_name(root)) for root in roots
+    }

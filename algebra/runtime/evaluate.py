@@ -1,0 +1,154 @@
+"""Evaluate derived nodes (verbs, joins) over the frames of their attributions.
+
+Runs after the gradient passes, on the model's device; the frames only become xarray at
+the end (:func:`algebra.results.arrays.to_xarray`). Each node is evaluated once per
+computation; each node type has one entry in the evaluation table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..ir.attribution import Attribution
+from ..ir.format import describe_step
+from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.node import Node, dispatch_table
+from ..ir.relational import (
+    Abs,
+    GroupReduce,
+    Normalize,
+    Reduce,
+    Select,
+    TopKFeatures,
+    Where,
+    unpacked,
+)
+from ..ir.views import source_of
+from ..kernels import frame as ops
+from ..kernels.frame import Frame
+
+
+def evaluate(root: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    """The frame of ``root``, from its attributions' ``frames`` (by token).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> e = q.saliency(0).sum("feature")
+    >>> ia.compute(e)[0].attrs["operations"]
+    "sum(['feature'])"
+    """
+    if root.token not in cache:
+        cache[root.token] = _evaluate(root, frames, cache)
+    return cache[root.token]
+
+
+_evaluate = dispatch_table("evaluate")
+
+
+@_evaluate.register
+def _(node: Attribution, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    return frames[node.token]
+
+
+@_evaluate.register
+def _(node: Join, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    left, right = evaluate(node.left, frames, cache), evaluate(node.right, frames, cache)
+    out = ops.combine(left, right, node.how)
+    return replace(out, attrs={**left.attrs, "join": node.how})
+
+
+@_evaluate.register
+def _(node: AntiJoin, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    left, right = evaluate(node.left, frames, cache), evaluate(node.right, frames, cache)
+    out = ops.stack(left, right)
+    attrs = {k: v for k, v in left.attrs.items() if k != "baseline"}
+    return replace(out, attrs={**attrs, "antijoin": "inputs"})
+
+
+@_evaluate.register
+def _(node: Disagreement, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    part = evaluate(node.part, frames, cache)
+    left, right = node.left_model.name, node.right_model.name
+    return replace(part, attrs={**part.attrs, "antijoin": f"models {left!r} - {right!r}"})
+
+
+@_evaluate.register(Where)
+@_evaluate.register(Select)
+@_evaluate.register(Reduce)
+@_evaluate.register(Abs)
+@_evaluate.register(Normalize)
+@_evaluate.register(TopKFeatures)
+@_evaluate.register(GroupReduce)
+def _(node: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    out = _verb(node, evaluate(node.children[0], frames, cache))
+    done = out.attrs.get("operations")
+    step = describe_step(node)
+    return replace(out, attrs={**out.attrs, "operations": f"{done} | {step}" if done else step})
+
+
+# -- the verbs, one entry each --------------------------------------------------------------
+_verb = dispatch_table("evaluate_verb", role="verb")
+
+
+@_verb.register
+def _(node: Where, frame: Frame) -> Frame:
+    if "sample" not in frame.dims or not frame.columns:
+        raise ValueError(
+            f"where: {node.predicate.to_query()!r} filters samples, but the result no "
+            "longer has per-sample columns (filter before reducing or grouping samples)"
+        )
+    lowered = node.predicate.lowered(source_of(node).model.classes)
+    n = frame.data.shape[frame.axis("sample")]
+    return ops.keep_samples(frame, ops.evaluate(lowered, frame.columns, n, frame.data.device))
+
+
+@_verb.register
+def _(node: Select, frame: Frame) -> Frame:
+    indexers = {}
+    for dim, value in node.indexers:
+        value = unpacked(value)
+        if node.by_label:
+            value = (
+                _label_slice(frame, dim, value)
+                if isinstance(value, slice)
+                else ops.positions(frame, dim, value)
+            )
+        indexers[dim] = value
+    return ops.isel(frame, indexers)
+
+
+@_verb.register
+def _(node: Reduce, frame: Frame) -> Frame:
+    return ops.reduce(frame, node.dims, node.how)
+
+
+@_verb.register
+def _(node: Abs, frame: Frame) -> Frame:
+    return replace(frame, data=frame.data.abs())
+
+
+@_verb.register
+def _(node: Normalize, frame: Frame) -> Frame:
+    return ops.normalize(frame, node.dims, node.how)
+
+
+@_verb.register
+def _(node: TopKFeatures, frame: Frame) -> Frame:
+    return ops.topk_features(frame, node.k, node.dims, node.by == "abs")
+
+
+@_verb.register
+def _(node: GroupReduce, frame: Frame) -> Frame:
+    return ops.group_reduce(frame, node.key, node.how)
+
+
+def _label_slice(frame: Frame, dim: str, value: slice) -> slice:
+    # A slice of labels covers both ends, as in xarray and pandas.
+    frame.axis(dim, argument="sel")
+    if dim not in frame.coords or frame.coords[dim][0] != (dim,):
+        return value  # no labels: positions, as given
+    start = None if value.start is None else ops.positions(frame, dim, value.start)
+    stop = None if value.stop is None else ops.positions(frame, dim, value.stop) + 1
+    return slice(start, stop, value.step)
