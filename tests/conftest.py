@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
+import xarray as xr
 from torch import nn
 
 
@@ -77,3 +79,48 @@ def counting() -> type[CountingForward]:
 def cnn_factory():
     """Builds a fresh, seeded CNN each call."""
     return make_cnn
+
+
+def assert_reduced_close(
+    got: xr.DataArray, expected: xr.DataArray, magnitude: xr.DataArray
+) -> None:
+    """Results of reductions agree to float32 rounding of what was reduced.
+
+    Sums taken in a different order differ in proportion to the sum of the absolute values
+    reduced (cancellation), not to the result: ``magnitude`` is that sum (the same
+    reduction of ``abs`` of the inputs), elementwise. Dims and coordinates must match.
+    """
+    got, expected, magnitude = xr.align(got, expected, magnitude, join="exact")
+    assert got.dims == expected.dims
+    xr.testing.assert_allclose(got.coords.to_dataset(), expected.coords.to_dataset())
+    error = np.abs(got.values.astype(np.float64) - expected.values.astype(np.float64))
+    bound = 1e-5 * np.abs(magnitude.values.astype(np.float64)) + 1e-8
+    worst = float(np.max(error - bound)) if error.size else 0.0
+    assert worst <= 0, f"reductions differ beyond float32 rounding: worst excess {worst:g}"
+
+
+@pytest.fixture
+def reduced_close():
+    """:func:`assert_reduced_close`: compare reductions with a tolerance scaled to what is
+    reduced (conftest is not importable under importlib mode)."""
+    return assert_reduced_close
+
+
+def assert_captum_parity(ours: object, theirs: torch.Tensor) -> None:
+    """Our result (a DataArray or tensor) equals Captum's within 1e-5, both float32.
+
+    The absolute slack is scaled to the result's magnitude: a bare 1e-5 would be vacuous
+    on tiny values; an all-zero reference is refused as degenerate.
+    """
+    ours = ours if isinstance(ours, torch.Tensor) else torch.from_numpy(np.asarray(ours.values))
+    theirs = theirs.detach()
+    assert float(theirs.abs().max()) > 0, "degenerate reference: all zeros"
+    assert ours.dtype == torch.float32 and theirs.dtype == torch.float32
+    atol = 1e-5 * float(theirs.abs().max())
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=atol)
+
+
+@pytest.fixture
+def captum_parity():
+    """:func:`assert_captum_parity`, shared by the Captum parity tests."""
+    return assert_captum_parity

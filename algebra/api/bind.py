@@ -24,9 +24,10 @@ from ..lang import syntax
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
 from .expr import Expr
+from .methods import check_params, method_of
 from .model import Model
 from .model import model as wrap_model
-from .query import Query, check_params, method_of, with_source
+from .query import Query, with_source
 
 T = TypeVar("T")
 

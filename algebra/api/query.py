@@ -12,9 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import options
-from ..errors import did_you_mean
-from ..ir.attribution import Attribution, check_flag, check_rule, check_steps
-from ..ir.attribution import method as lookup_method
+from ..ir.attribution import Attribution
 from ..ir.columns import Predicate, as_predicate
 from ..ir.joins import AntiJoin, Disagreement
 from ..ir.node import Node, Ref
@@ -32,13 +30,15 @@ from ..ir.views import (
     source_of,
     window_of,
 )
-from ..kernels.checks import as_baseline, as_patch, fingerprint
+from ..kernels.checks import as_patch, fingerprint
 from .bindings import wrap
 from .difference import difference_of
 from .expr import Expr
+from .gradients import GradientMethods
+from .methods import check_params, method_of, renamed
 
 
-class Query:
+class Query(GradientMethods):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
@@ -271,7 +271,7 @@ class Query:
         """
         name = options.identity if method is None else method
         bound = method_of(self, name)
-        params = _renamed(params)
+        params = renamed(params)
         check_params(name, bound, params)
         return bound(target, **params)
 
@@ -317,7 +317,7 @@ class Query:
         if same_model and base_of(self.node) == base_of(other.node):
             raise ValueError("other: both sides are the same model on the same inputs")
         name = options.identity if method is None else method
-        params = _renamed(params)
+        params = renamed(params)
         if not same_model:
             if not same_inputs:
                 raise ValueError(
@@ -370,185 +370,6 @@ class Query:
         part = bound(target, **params).node
         assert isinstance(part, Attribution)
         return self._filtered(Disagreement(part, left.model, right.model))
-
-    def saliency(self, target: Any, abs: bool = True) -> Expr:
-        """Gradient of the target score with respect to the input (or selected layer).
-
-        Parameters
-        ----------
-        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
-            The output(s) to explain.
-        abs : bool, default True
-            Return the absolute value of the gradient (Captum's default).
-
-        Returns
-        -------
-        Expr
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-        >>> q.saliency("pred").compute().dims
-        ('sample', 'feature')
-        """
-        return self._attribution("saliency", target, (("abs", check_flag(abs, "abs")),))
-
-    def input_x_gradient(self, target: Any) -> Expr:
-        """Gradient times input (or times the activation of the selected layer).
-
-        Parameters
-        ----------
-        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
-            The output(s) to explain.
-
-        Returns
-        -------
-        Expr
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-        >>> q.input_x_gradient(ia.topk(2)).compute().dims
-        ('sample', 'target', 'feature')
-        """
-        return self._attribution("input_x_gradient", target, ())
-
-    def integrated_gradients(
-        self, target: Any, steps: int = 50, method: str = "gausslegendre", baseline: Any = 0.0
-    ) -> Expr:
-        """Integrated gradients from ``baseline`` to the input (or between their layer activations).
-
-        Parameters
-        ----------
-        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
-            The output(s) to explain.
-        steps : int, default 50
-            Number of points on the path.
-        method : str, default "gausslegendre"
-            Integration rule: ``riemann_left``, ``riemann_right``, ``riemann_middle``,
-            ``riemann_trapezoid`` or ``gausslegendre``.
-        baseline : float, torch.Tensor or Query, default 0.0
-            The path's start: a scalar, a tensor broadcastable to the inputs, or another
-            query whose inputs (of the same shape, edits applied) are the baseline.
-
-        Returns
-        -------
-        Expr
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-        >>> r = q.integrated_gradients(0, steps=8).compute()
-        >>> r.attrs["steps"], r.attrs["integration"]
-        (8, 'gausslegendre')
-        """
-        rule = check_rule(method)
-        if isinstance(baseline, Query):  # another query's inputs (edits included), lazily
-            ref: Any = base_of(baseline.node)
-            shapes = source_of(ref).shape, source_of(self.node).shape
-            if shapes[0] != shapes[1]:
-                raise ValueError(
-                    f"baseline: the baseline query's inputs have shape {list(shapes[0])}, "
-                    f"but the inputs have shape {list(shapes[1])}"
-                )
-        else:
-            base = as_baseline(baseline, source_of(self.node).inputs.value)
-            ref = base if isinstance(base, float) else Ref(base, fingerprint(base))
-        params = (("steps", check_steps(steps, rule)), ("method", rule), ("baseline", ref))
-        return self._attribution("integrated_gradients", target, params)
-
-    def grad_cam(self, target: Any, relu: bool = True, upsample: bool = True) -> Expr:
-        """GradCAM of the selected layer: its channels weighted by their mean gradient.
-
-        With ``relu=False, upsample=False`` this is Captum's ``LayerGradCam``. It shares the
-        forward and the batched backward with every other gradient request on the inputs.
-
-        Parameters
-        ----------
-        target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
-            The output(s) to explain.
-        relu : bool, default True
-            Keep only the positive evidence (the map's ReLU).
-        upsample : bool, default True
-            Resize the map bilinearly to the input's resolution (image inputs ``[N, C, H, W]``);
-            otherwise it stays on the layer's grid.
-
-        Returns
-        -------
-        Expr
-            Dims ``sample``, (``target``), ``y``, ``x``.
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
-        ...                           torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
-        >>> q = ia.model(net).on(torch.rand(2, 3, 8, 8))
-        >>> q.layer("1").grad_cam("all").compute().sizes
-        Frozen({'sample': 2, 'target': 2, 'y': 8, 'x': 8})
-        >>> q.layer("1").grad_cam(0, upsample=False).compute().sizes
-        Frozen({'sample': 2, 'y': 6, 'x': 6})
-        """
-        relu = check_flag(relu, "relu")
-        upsample = check_flag(upsample, "upsample")
-        shape = source_of(self.node).shape
-        if upsample and len(shape) != 4:
-            raise ValueError(
-                f"upsample: the map is resized to an image's [H, W], but the inputs have shape "
-                f"{list(shape)}; pass upsample=False"
-            )
-        params = (("relu", relu), ("upsample", upsample))
-        return self._attribution("grad_cam", target, params)
-
-
-def _renamed(params: dict[str, Any]) -> dict[str, Any]:
-    # ``method`` names the attribution method in identity/antijoin; IG's rule is ``integration``.
-    params = dict(params)
-    if "integration" in params:
-        params["method"] = params.pop("integration")
-    return params
-
-
-def method_of(query: Query, name: Any) -> Callable[..., Expr]:
-    """The query's attribution method called ``name``, with close matches when unknown.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-    >>> method_of(q, "saliency").__name__
-    'saliency'
-    >>> method_of(q, "saliancy")
-    Traceback (most recent call last):
-    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'saliency'?
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"method: expected a method name (str); got {type(name).__name__}")
-    lookup_method(name)
-    return getattr(query, name)
-
-
-def check_params(name: str, bound: Callable[..., Any], params: dict[str, Any]) -> None:
-    """Refuse parameters the method does not take, naming close matches.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
-    >>> check_params("integrated_gradients", q.integrated_gradients, {"step": 8})
-    Traceback (most recent call last):
-    TypeError: integrated_gradients: unknown parameter 'step'; it takes steps, method, baseline. Did you mean 'steps'?
-    """
-    accepted = [p for p in inspect.signature(bound).parameters if p != "target"]
-    for key in params:
-        if key not in accepted:
-            raise TypeError(
-                f"{name}: unknown parameter {key!r}; it takes {', '.join(accepted)}."
-                + did_you_mean(key, accepted)
-            )
 
 
 def rebased_base(view: Node, source: Source) -> Node:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import captum.attr as ca
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -67,20 +66,6 @@ def make_case(kind: str, inplace: bool = False) -> tuple[nn.Module, torch.Tensor
     return net, x, labels
 
 
-def as_tensor(result) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(result.values))
-
-
-def assert_parity(ours, theirs: torch.Tensor) -> None:
-    ours = ours if isinstance(ours, torch.Tensor) else as_tensor(ours)
-    theirs = theirs.detach()
-    assert float(theirs.abs().max()) > 0, "degenerate reference: all zeros"
-    assert ours.dtype == torch.float32 and theirs.dtype == torch.float32
-    # Absolute slack scaled to the result's magnitude: a bare 1e-5 would be vacuous on tiny values.
-    atol = 1e-5 * float(theirs.abs().max())
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=atol)
-
-
 def per_sample_targets(n: int, n_classes: int) -> list[int]:
     return [(3 * i + 1) % n_classes for i in range(n)]
 
@@ -116,7 +101,7 @@ def assert_untouched(net: nn.Module, training: bool) -> None:
 @pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("absolute", [True, False])
 @pytest.mark.parametrize("target_kind", ["int", "per_sample"])
-def test_saliency(kind, absolute, target_kind):
+def test_saliency(kind, absolute, target_kind, captum_parity):
     net, x, _ = make_case(kind)
     n_classes = SPECS[kind][2]
     target = 2 if target_kind == "int" else per_sample_targets(len(x), n_classes)
@@ -125,19 +110,19 @@ def test_saliency(kind, absolute, target_kind):
     assert ours.dims[0] == "sample" and "target" not in ours.dims
     expected_class = [target] * len(x) if isinstance(target, int) else target
     assert ours["class"].values.tolist() == expected_class
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 # 2. InputXGradient -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", SPECS)
-def test_input_x_gradient(kind):
+def test_input_x_gradient(kind, captum_parity):
     net, x, _ = make_case(kind)
     target = per_sample_targets(len(x), SPECS[kind][2])
     ours = ia.model(net).on(x).input_x_gradient(target).compute()
     theirs = ca.InputXGradient(net).attribute(x.clone(), target=target)
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 # 3. Integrated gradients -------------------------------------------------------------
@@ -146,7 +131,7 @@ def test_input_x_gradient(kind):
 @pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("which", BASELINES)
-def test_integrated_gradients(kind, rule, which):
+def test_integrated_gradients(kind, rule, which, captum_parity):
     net, x, _ = make_case(kind)
     baseline = make_baseline(which, x)
     q = ia.model(net).on(x)
@@ -156,14 +141,14 @@ def test_integrated_gradients(kind, rule, which):
     theirs = ca.IntegratedGradients(net).attribute(
         x.clone(), baselines=baseline, target=1, n_steps=STEPS, method=rule
     )
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 # 4. Layer attributions ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("kind", "layer"), LAYER_CASES)
-def test_layer_saliency(kind, layer):
+def test_layer_saliency(kind, layer, captum_parity):
     net, x, _ = make_case(kind)
     target = per_sample_targets(len(x), SPECS[kind][2])
     ours = ia.model(net).on(x).layer(layer).saliency(target, abs=False).compute()
@@ -172,29 +157,29 @@ def test_layer_saliency(kind, layer):
         x.clone(), target=target
     )
     assert ours.attrs["layer"] == layer
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 @pytest.mark.parametrize(("kind", "layer"), LAYER_CASES)
-def test_layer_saliency_abs(kind, layer):
+def test_layer_saliency_abs(kind, layer, captum_parity):
     net, x, _ = make_case(kind)
     ours = ia.model(net).on(x).layer(layer).saliency(0).compute()
     module = dict(net.named_modules())[layer]
     theirs = ca.LayerGradientXActivation(net, module, multiply_by_inputs=False).attribute(
         x.clone(), target=0
     )
-    assert_parity(ours, theirs.abs())
+    captum_parity(ours, theirs.abs())
 
 
 @pytest.mark.parametrize(("kind", "layer"), LAYER_CASES)
-def test_layer_input_x_gradient(kind, layer):
+def test_layer_input_x_gradient(kind, layer, captum_parity):
     net, x, _ = make_case(kind)
     ours = ia.model(net).on(x).layer(layer).input_x_gradient(3).compute()
     module = dict(net.named_modules())[layer]
     theirs = ca.LayerGradientXActivation(net, module, multiply_by_inputs=True).attribute(
         x.clone(), target=3
     )
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 @pytest.mark.parametrize(("kind", "layer"), LAYER_CASES)
@@ -207,7 +192,7 @@ def test_layer_input_x_gradient(kind, layer):
         ("riemann_right", "tensorN"),
     ],
 )
-def test_layer_integrated_gradients(kind, layer, rule, which):
+def test_layer_integrated_gradients(kind, layer, rule, which, captum_parity):
     net, x, _ = make_case(kind)
     baseline = make_baseline(which, x)
     kwargs = {} if baseline is None else {"baseline": baseline}
@@ -217,7 +202,7 @@ def test_layer_integrated_gradients(kind, layer, rule, which):
     theirs = ca.LayerIntegratedGradients(net, module).attribute(
         x.clone(), baselines=baseline, target=2, n_steps=STEPS, method=rule
     )
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
 
 
 # 5. Expanding targets: "all" and topk ------------------------------------------------
@@ -267,7 +252,7 @@ METHODS = (
 
 @pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("method", METHODS)
-def test_target_all(kind, method):
+def test_target_all(kind, method, captum_parity):
     net, x, _ = make_case(kind)
     n_classes = SPECS[kind][2]
     build, captum = _methods(net, kind)[method]
@@ -277,12 +262,12 @@ def test_target_all(kind, method):
     assert ours["class"].dims == ("target",)
     assert ours["class"].values.tolist() == list(range(n_classes))
     for c in range(n_classes):
-        assert_parity(as_tensor(ours.sel(target=c)), captum(x, c))
+        captum_parity(ours.sel(target=c), captum(x, c))
 
 
 @pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("method", METHODS)
-def test_target_topk(kind, method):
+def test_target_topk(kind, method, captum_parity):
     net, x, _ = make_case(kind)
     k = 2
     build, captum = _methods(net, kind)[method]
@@ -298,7 +283,7 @@ def test_target_topk(kind, method):
     assert (top.values[:, :-1] > top.values[:, 1:]).all()
     for r in range(k):
         classes = ours["class"].isel(target=r).values.tolist()
-        assert_parity(as_tensor(ours.isel(target=r)), captum(x, classes))
+        captum_parity(ours.isel(target=r), captum(x, classes))
 
 
 # 6. "pred" and "label" ---------------------------------------------------------------
@@ -306,7 +291,7 @@ def test_target_topk(kind, method):
 
 @pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("method", METHODS)
-def test_pred_and_label(kind, method):
+def test_pred_and_label(kind, method, captum_parity):
     net, x, labels = make_case(kind)
     build, captum = _methods(net, kind)[method]
     q = ia.model(net).on(x, labels=labels)
@@ -316,8 +301,8 @@ def test_pred_and_label(kind, method):
     assert pred["class"].values.tolist() == argmax
     assert pred["pred"].values.tolist() == argmax
     assert label["class"].values.tolist() == labels.tolist()
-    assert_parity(pred, captum(x, argmax))
-    assert_parity(label, captum(x, labels.tolist()))
+    captum_parity(pred, captum(x, argmax))
+    captum_parity(label, captum(x, labels.tolist()))
 
 
 # 7. In-place ReLU right after the attributed layer -----------------------------------
@@ -337,7 +322,7 @@ def manual_layer_gradient(net: nn.Module, layer: str, x: torch.Tensor, target: i
 
 
 @pytest.mark.parametrize(("kind", "layer"), [("cnn", "conv1"), ("mlp", "fc1")])
-def test_inplace_relu_after_layer(kind, layer):
+def test_inplace_relu_after_layer(kind, layer, captum_parity):
     net, x, _ = make_case(kind, inplace=True)
     q = ia.model(net).on(x).layer(layer)
     sal, ixg, ig = ia.compute(
@@ -347,13 +332,13 @@ def test_inplace_relu_after_layer(kind, layer):
     )
     module = dict(net.named_modules())[layer]
     # Captum's LayerGradientXActivation handles the in-place ReLU: compare with it directly.
-    assert_parity(
+    captum_parity(
         sal,
         ca.LayerGradientXActivation(net, module, multiply_by_inputs=False).attribute(
             x.clone(), target=1
         ),
     )
-    assert_parity(
+    captum_parity(
         ixg,
         ca.LayerGradientXActivation(net, module, multiply_by_inputs=True).attribute(
             x.clone(), target=1
@@ -361,15 +346,15 @@ def test_inplace_relu_after_layer(kind, layer):
     )
     # ... and with plain autograd, the activation protected by a clone.
     grad, act = manual_layer_gradient(net, layer, x, 1)
-    assert_parity(sal, grad)
-    assert_parity(ixg, grad * act)
+    captum_parity(sal, grad)
+    captum_parity(ixg, grad * act)
     # Captum's LayerIntegratedGradients raises on this net ("a leaf Variable that requires
     # grad is being used in an in-place operation"), so integrated gradients are compared
     # with Captum on the same weights without the in-place op.
     twin, _, _ = make_case(kind, inplace=False)
     for a, b in zip(net.state_dict().values(), twin.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert_parity(
+    captum_parity(
         ig,
         ca.LayerIntegratedGradients(twin, dict(twin.named_modules())[layer]).attribute(
             x.clone(), target=1, n_steps=STEPS, method="gausslegendre"
@@ -381,7 +366,7 @@ def test_inplace_relu_after_layer(kind, layer):
 
 
 @pytest.mark.parametrize("kind", SPECS)
-def test_model_unmodified(kind):
+def test_model_unmodified(kind, captum_parity):
     net, x, _ = make_case(kind)
     layer = SPECS[kind][3][0]
     net.train()
@@ -397,10 +382,10 @@ def test_model_unmodified(kind):
     assert_untouched(net, training=False)
     argmax = net(x).argmax(dim=1).tolist()
     theirs = ca.Saliency(net).attribute(x.clone(), target=argmax)
-    assert_parity(sal, theirs)
-    assert_parity(again, theirs)
+    captum_parity(sal, theirs)
+    captum_parity(again, theirs)
     module = dict(net.named_modules())[layer]
-    assert_parity(
+    captum_parity(
         lig,
         ca.LayerIntegratedGradients(net, module).attribute(
             x.clone(), target=argmax, n_steps=STEPS, method="gausslegendre"

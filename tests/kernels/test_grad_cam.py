@@ -7,7 +7,6 @@ Captum's result.
 from __future__ import annotations
 
 import captum.attr as ca
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,18 +14,6 @@ from torch import nn
 import algebra as ia
 
 LAYERS = ("relu1", "conv2")
-
-
-def as_tensor(result) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(result.values))
-
-
-def assert_parity(ours, theirs: torch.Tensor) -> None:
-    ours = ours if isinstance(ours, torch.Tensor) else as_tensor(ours)
-    theirs = theirs.detach()
-    assert float(theirs.abs().max()) > 0, "degenerate reference: all zeros"
-    assert ours.dtype == torch.float32
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * float(theirs.abs().max()))
 
 
 def captum_cam(net, layer: str, x, target, relu: bool, upsample: bool) -> torch.Tensor:
@@ -47,12 +34,12 @@ def compute(expr):
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("upsample", [False, True])
-def test_int_target(cnn, images, layer, relu, upsample):
+def test_int_target(cnn, images, layer, relu, upsample, captum_parity):
     target = 1  # its relu1 and conv2 maps have negative parts: relu matters
     ours = compute(ia.model(cnn).on(images).layer(layer).grad_cam(target, relu, upsample))
     assert ours.dims == ("sample", "y", "x")
     theirs = captum_cam(cnn, layer, images, target, relu, upsample)
-    assert_parity(ours, theirs)
+    captum_parity(ours, theirs)
     raw = captum_cam(cnn, layer, images, target, relu=False, upsample=False)
     assert float(raw.min()) < 0 < float(raw.max())
     if relu:
@@ -63,18 +50,18 @@ def test_int_target(cnn, images, layer, relu, upsample):
 
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("relu", [False, True])
-def test_all_targets(cnn, images, layer, relu):
+def test_all_targets(cnn, images, layer, relu, captum_parity):
     ours = compute(ia.model(cnn).on(images).layer(layer).grad_cam("all", relu=relu))
     assert ours.dims == ("sample", "target", "y", "x")
     assert ours.sizes == {"sample": 4, "target": 5, "y": 8, "x": 8}
     assert ours["class"].values.tolist() == list(range(5))
     for c in range(5):
         theirs = captum_cam(cnn, layer, images, c, relu, upsample=True)
-        assert_parity(as_tensor(ours.sel(target=c)), theirs)
+        captum_parity(ours.sel(target=c), theirs)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_topk_targets(cnn, layer):
+def test_topk_targets(cnn, layer, captum_parity):
     x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(11)) * 4
     ours = compute(ia.model(cnn).on(x).layer(layer).grad_cam(ia.topk(2), relu=False))
     with torch.no_grad():
@@ -84,10 +71,10 @@ def test_topk_targets(cnn, layer):
     for rank in range(2):
         classes = top[:, rank].tolist()
         theirs = captum_cam(cnn, layer, x, classes, relu=False, upsample=True)
-        assert_parity(as_tensor(ours.isel(target=rank)), theirs)
+        captum_parity(ours.isel(target=rank), theirs)
 
 
-def test_pred_and_label_targets(cnn, images):
+def test_pred_and_label_targets(cnn, images, captum_parity):
     labels = [3, 0, 4, 1]
     q = ia.model(cnn).on(images, labels=labels).layer("conv2")
     pred, label = ia.compute(
@@ -97,18 +84,18 @@ def test_pred_and_label_targets(cnn, images):
     )
     with torch.no_grad():
         argmax = cnn(images).argmax(1).tolist()
-    assert_parity(pred, captum_cam(cnn, "conv2", images, argmax, relu=True, upsample=False))
-    assert_parity(label, captum_cam(cnn, "conv2", images, labels, relu=True, upsample=False))
+    captum_parity(pred, captum_cam(cnn, "conv2", images, argmax, relu=True, upsample=False))
+    captum_parity(label, captum_cam(cnn, "conv2", images, labels, relu=True, upsample=False))
 
 
-def test_non_square_inputs_upsample_to_their_size(cnn):
+def test_non_square_inputs_upsample_to_their_size(cnn, captum_parity):
     x = torch.rand(3, 3, 6, 10, generator=torch.Generator().manual_seed(4))
     ours = compute(ia.model(cnn).on(x).layer("relu1").grad_cam(2, relu=False))
     assert ours.sizes == {"sample": 3, "y": 6, "x": 10}
-    assert_parity(ours, captum_cam(cnn, "relu1", x, 2, relu=False, upsample=True))
+    captum_parity(ours, captum_cam(cnn, "relu1", x, 2, relu=False, upsample=True))
 
 
-def test_downsampled_layer_upsamples_bilinearly(cnn, images):
+def test_downsampled_layer_upsamples_bilinearly(cnn, images, captum_parity):
     # 'pool' outputs a 2 x 2 grid: upsampling really interpolates.
     q = ia.model(cnn).on(images).layer("pool")
     small, big = ia.compute(
@@ -118,11 +105,11 @@ def test_downsampled_layer_upsamples_bilinearly(cnn, images):
     )
     assert small.sizes == {"sample": 4, "y": 2, "x": 2}
     assert big.sizes == {"sample": 4, "y": 8, "x": 8}
-    assert_parity(small, captum_cam(cnn, "pool", images, 0, relu=False, upsample=False))
-    assert_parity(big, captum_cam(cnn, "pool", images, 0, relu=False, upsample=True))
+    captum_parity(small, captum_cam(cnn, "pool", images, 0, relu=False, upsample=False))
+    captum_parity(big, captum_cam(cnn, "pool", images, 0, relu=False, upsample=True))
 
 
-def test_one_dimensional_layer(features):
+def test_one_dimensional_layer(features, captum_parity):
     torch.manual_seed(5)
     net = nn.Sequential(
         nn.Unflatten(1, (1, 6)),
@@ -134,10 +121,10 @@ def test_one_dimensional_layer(features):
     q = ia.model(net).on(features)
     ours = compute(q.layer("2").grad_cam(1, relu=False, upsample=False))
     assert ours.dims[0] == "sample" and ours.shape == (5, 6)
-    assert_parity(ours, captum_cam(net, "2", features, 1, relu=False, upsample=False))
+    captum_parity(ours, captum_cam(net, "2", features, 1, relu=False, upsample=False))
 
 
-def test_callable_target_matches_a_manual_gradcam(cnn, images):
+def test_callable_target_matches_a_manual_gradcam(cnn, images, captum_parity):
     def score(out):
         return out.softmax(1)[:, 2]
 
@@ -153,7 +140,7 @@ def test_callable_target_matches_a_manual_gradcam(cnn, images):
         handle.remove()
     cam = (grad.mean(dim=(2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True)
     expected = nn.functional.interpolate(cam, (8, 8), mode="bilinear", align_corners=False)
-    assert_parity(ours, expected[:, 0])
+    captum_parity(ours, expected[:, 0])
 
 
 # Errors --------------------------------------------------------------------------------
