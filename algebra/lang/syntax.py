@@ -37,8 +37,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from .predicates import BOOLEAN_COLUMNS as BOOLEAN_COLUMNS
+from .predicates import COLUMNS as COLUMNS
+from .predicates import OPERATORS as OPERATORS
+from .predicates import And as And
+from .predicates import Column as Column
+from .predicates import Compare as Compare
+from .predicates import Not as Not
+from .predicates import (
+    Or,
+    Predicate,
+    Scalar,
+    literal,
+    position,
+    predicate_text,
+    quote,
+)
+from .predicates import Value as Value
 
 #: Words with a meaning in the grammar (matched case-insensitively).
 KEYWORDS = (
@@ -60,12 +77,6 @@ KEYWORDS = (
     "true",
     "false",
 )
-#: The per-sample columns a ``where`` predicate can test.
-COLUMNS = ("pred", "label", "correct", "score", "id")
-#: The columns that are a predicate on their own (``where correct``).
-BOOLEAN_COLUMNS = ("correct",)
-#: Comparison operators, as normalised by the parser (``==`` is ``=``, ``<>`` is ``!=``).
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in")
 #: How a join combines two interpretations; ``anti`` is ``left join``.
 JOIN_KINDS = ("mean", "min", "product", "anti")
 #: The forms of a ``target`` clause.
@@ -73,11 +84,6 @@ TARGET_KINDS = ("pred", "label", "all", "top", "index")
 
 # An unquoted layer name, as torch's named_modules() writes most of them.
 _LAYER = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
-_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _position() -> Any:
-    return field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,8 @@ class Name:
     """
 
     text: str
-    line: int = _position()
-    column: int = _position()
+    line: int = position()
+    column: int = position()
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,8 @@ class Window:
     r1: int
     c0: int
     c1: int
-    line: int = _position()
-    column: int = _position()
+    line: int = position()
+    column: int = position()
 
     def to_text(self) -> str:
         """The window as query text.
@@ -123,142 +129,6 @@ class Window:
         '[16, 20, 20, 40]'
         """
         return f"[{self.r0}, {self.r1}, {self.c0}, {self.c1}]"
-
-
-@dataclass(frozen=True)
-class Column:
-    """A per-sample column (see :data:`COLUMNS`); alone, a boolean column is a predicate.
-
-    Examples
-    --------
-    >>> Column("correct").to_text()
-    'correct'
-    """
-
-    name: str
-    line: int = _position()
-    column: int = _position()
-
-    def to_text(self) -> str:
-        """The column's name, as query text.
-
-        Examples
-        --------
-        >>> Column("label").to_text()
-        'label'
-        """
-        return self.name
-
-
-Scalar = int | float | str | bool
-Value = Scalar | Column | tuple[Scalar, ...]
-
-
-@dataclass(frozen=True)
-class Compare:
-    """``column op value``; ``op`` is one of :data:`OPERATORS`, and ``in`` takes a tuple.
-
-    Examples
-    --------
-    >>> Compare(Column("pred"), "!=", Column("label")).to_text()
-    'pred != label'
-    >>> Compare(Column("id"), "in", (1, 2, 3)).to_text()
-    'id in (1, 2, 3)'
-    """
-
-    column: Column
-    op: str
-    value: Value
-
-    def __post_init__(self) -> None:
-        if self.op not in OPERATORS:
-            raise ValueError(f"op: unknown comparison {self.op!r}; expected one of {OPERATORS}")
-
-    def to_text(self) -> str:
-        """The comparison as query text.
-
-        Examples
-        --------
-        >>> Compare(Column("score"), ">", 0.5).to_text()
-        'score > 0.5'
-        """
-        return _predicate_text(self)
-
-
-@dataclass(frozen=True)
-class Not:
-    """``not operand``.
-
-    Examples
-    --------
-    >>> Not(Column("correct")).to_text()
-    'not correct'
-    """
-
-    operand: Predicate
-
-    def to_text(self) -> str:
-        """The negation as query text, with parentheses where precedence needs them.
-
-        Examples
-        --------
-        >>> Not(Or(Column("correct"), Compare(Column("label"), "=", 3))).to_text()
-        'not (correct or label = 3)'
-        """
-        return _predicate_text(self)
-
-
-@dataclass(frozen=True)
-class And:
-    """``left and right``.
-
-    Examples
-    --------
-    >>> And(Column("correct"), Compare(Column("label"), "=", 3)).to_text()
-    'correct and label = 3'
-    """
-
-    left: Predicate
-    right: Predicate
-
-    def to_text(self) -> str:
-        """The conjunction as query text, with parentheses where precedence needs them.
-
-        Examples
-        --------
-        >>> a, b, c = Column("correct"), Compare(Column("id"), "<", 9), Compare(Column("id"), ">", 2)
-        >>> And(a, And(b, c)).to_text(), And(And(a, b), c).to_text()
-        ('correct and (id < 9 and id > 2)', 'correct and id < 9 and id > 2')
-        """
-        return _predicate_text(self)
-
-
-@dataclass(frozen=True)
-class Or:
-    """``left or right``.
-
-    Examples
-    --------
-    >>> Or(Column("correct"), Compare(Column("label"), "=", 3)).to_text()
-    'correct or label = 3'
-    """
-
-    left: Predicate
-    right: Predicate
-
-    def to_text(self) -> str:
-        """The disjunction as query text, with parentheses where precedence needs them.
-
-        Examples
-        --------
-        >>> a, b = Column("correct"), Compare(Column("label"), "=", 3)
-        >>> And(Or(a, b), a).to_text()
-        '(correct or label = 3) and correct'
-        """
-        return _predicate_text(self)
-
-
-Predicate = Compare | Column | Not | And | Or
 
 
 @dataclass(frozen=True)
@@ -286,7 +156,7 @@ class Method:
         """
         if not self.params:
             return self.name.text
-        inner = ", ".join(f"{key}={_literal(value)}" for key, value in self.params)
+        inner = ", ".join(f"{key}={literal(value)}" for key, value in self.params)
         return f"{self.name.text}({inner})"
 
 
@@ -302,8 +172,8 @@ class TargetClause:
 
     kind: str
     value: int | None = None
-    line: int = _position()
-    column: int = _position()
+    line: int = position()
+    column: int = position()
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
@@ -338,8 +208,8 @@ class Join:
 
     how: str
     query: Select
-    line: int = _position()
-    column: int = _position()
+    line: int = position()
+    column: int = position()
 
     def __post_init__(self) -> None:
         if self.how not in JOIN_KINDS:
@@ -377,8 +247,8 @@ class Select:
     target: TargetClause | None = None
     windows: tuple[Window, ...] = ()
     predicate: Predicate | None = None
-    line: int = _position()
-    column: int = _position()
+    line: int = position()
+    column: int = position()
 
     def walk(self) -> Iterator[Select]:
         """This query, then its sub-queries depth first, in the order they are written.
@@ -438,7 +308,7 @@ class Select:
             parts.append(f"target {self.target.to_text()}")
         terms = [window.to_text() for window in self.windows]
         if self.predicate is not None:
-            text = _predicate_text(self.predicate)
+            text = predicate_text(self.predicate)
             # After the windows, an `or` must not capture them.
             terms.append(f"({text})" if terms and isinstance(self.predicate, Or) else text)
         if terms:
@@ -446,55 +316,7 @@ class Select:
         return " ".join(parts)
 
 
-def quote(text: str) -> str:
-    """``text`` as a single-quoted query string, with backslash escapes.
-
-    Examples
-    --------
-    >>> print(quote("it's"))
-    'it\\'s'
-    """
-    return "'" + "".join(_ESCAPES.get(c, c) for c in text) + "'"
-
-
 def _layer_text(text: str) -> str:
     if _LAYER.fullmatch(text) and text.lower() not in KEYWORDS:
         return text
     return quote(text)
-
-
-def _literal(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return quote(value)
-    return repr(value)
-
-
-_PRECEDENCE = {Or: 1, And: 2, Not: 3}
-
-
-def _predicate_text(node: Predicate) -> str:
-    # One frame per level: the parser bounds the depth, so recursion is safe here.
-    if isinstance(node, Column):
-        return node.name
-    if isinstance(node, Compare):
-        if node.op == "in":
-            values = ", ".join(_literal(v) for v in node.value)  # type: ignore[union-attr]
-            return f"{node.column.name} in ({values})"
-        value = node.value.name if isinstance(node.value, Column) else _literal(node.value)
-        return f"{node.column.name} {node.op} {value}"
-    own = _PRECEDENCE[type(node)]
-
-    def child(sub: Predicate, right: bool) -> str:
-        level = _PRECEDENCE.get(type(sub), 4)
-        # Binary operators associate to the left, so an equal level on the right keeps
-        # its parentheses.
-        tight = level < own or (right and level == own and not isinstance(node, Not))
-        text = _predicate_text(sub)
-        return f"({text})" if tight else text
-
-    if isinstance(node, Not):
-        return f"not {child(node.operand, False)}"
-    keyword = "and" if isinstance(node, And) else "or"
-    return f"{child(node.left, False)} {keyword} {child(node.right, True)}"

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from .netcdf import serialisable
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["ResultAccessor", "serialisable"]
+__all__ = ["ResultAccessor"]
 
 # Dims that pick a panel; every other dim is a feature dim of the attribution.
 _PANEL_DIMS = ("sample", "target", "side")
 _DIVERGING, _SEQUENTIAL = "RdBu_r", "viridis"
-_INT32 = np.iinfo(np.int32)
-_EXACT_FLOAT = 2**53  # integers up to this magnitude survive a float64 round trip
 
 
 @xr.register_dataarray_accessor("ia")
@@ -238,43 +238,6 @@ class ResultAccessor:
         return path
 
 
-def serialisable(result: xr.DataArray) -> xr.DataArray:
-    """A copy of ``result`` that netCDF3 (the ``scipy`` engine) can store.
-
-    See :meth:`ResultAccessor.to_netcdf` for the conversions.
-
-    Parameters
-    ----------
-    result
-        Any ``DataArray``.
-
-    Returns
-    -------
-    xarray.DataArray
-        The converted copy; ``result`` is not changed.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.zeros(2, np.float16), dims="sample", coords={"sample": [2**40, 1]},
-    ...     attrs={"abs": True, "layer": None},
-    ... )
-    >>> out = serialisable(da)
-    >>> out.dtype, out["sample"].dtype, out.attrs
-    (dtype('float32'), dtype('float64'), {'abs': 1, 'layer': ''})
-    """
-    out = result.copy(data=_storable(result.name, result.values))
-    out.attrs = _attrs(result.attrs)
-    # Encodings of a result read from a file name the old dtypes; the writer picks anew.
-    out.encoding = {}
-    coords = {
-        name: xr.Variable(coord.dims, _storable(name, coord.values), _attrs(coord.attrs))
-        for name, coord in result.coords.items()
-    }
-    return out.assign_coords(coords)
-
-
 def _check_result(result: xr.DataArray) -> None:
     if "sample" not in result.dims:
         raise ValueError(
@@ -425,44 +388,3 @@ def _header(
     if all_targets is not None and targets < all_targets:
         parts.append(f"first {targets} of {all_targets} targets")
     return parts
-
-
-def _storable(name: Any, values: np.ndarray) -> np.ndarray:
-    """``values`` in a type netCDF3 holds (byte, short, int, float, double, char)."""
-    kind = values.dtype.kind
-    if kind == "f" and values.dtype.itemsize < 4:
-        return values.astype(np.float32)
-    if kind in "iu" and values.dtype not in (np.int8, np.int16, np.int32):
-        if values.size == 0 or (values.min() >= _INT32.min and values.max() <= _INT32.max):
-            return values.astype(np.int32)
-        if np.abs(values.astype(np.float64)).max() <= _EXACT_FLOAT:
-            return values.astype(np.float64)
-        raise ValueError(
-            f"cannot write {name!r} to netCDF: integers beyond 2**53 fit neither int32 nor "
-            "an exact float64"
-        )
-    if kind == "O" and not all(isinstance(v, str) for v in values.ravel()):
-        # Mixed objects would come back changed: write text, with "" for a missing name
-        # (xarray holds None in an object coordinate as NaN).
-        text = ["" if v is None or v != v else str(v) for v in values.ravel()]
-        return np.array(text, dtype=object).reshape(values.shape)
-    return values
-
-
-def _attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if isinstance(value, (bool, np.bool_)):  # netCDF has no boolean type
-            value = int(value)
-        elif value is None:
-            value = ""
-        elif isinstance(value, (list, tuple)):
-            numbers = all(
-                isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
-                for v in value
-            )
-            value = np.asarray(value) if numbers and value else repr(value)
-        elif not isinstance(value, (str, int, float, np.number, np.ndarray, bytes)):
-            value = repr(value)
-        out[str(key)] = value
-    return out

@@ -25,7 +25,10 @@ from ..ir.relational import (
 )
 from ..ir.views import source_of
 from ..kernels import frame as ops
+from ..kernels.combine import combine, stack
 from ..kernels.frame import Frame
+from ..kernels.predicates import evaluate as holds
+from ..kernels.predicates import keep_samples
 
 
 def evaluate(root: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
@@ -55,14 +58,14 @@ def _(node: Attribution, frames: dict[str, Frame], cache: dict[str, Frame]) -> F
 @_evaluate.register
 def _(node: Join, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
     left, right = evaluate(node.left, frames, cache), evaluate(node.right, frames, cache)
-    out = ops.combine(left, right, node.how)
+    out = combine(left, right, node.how)
     return replace(out, attrs={**left.attrs, "join": node.how})
 
 
 @_evaluate.register
 def _(node: AntiJoin, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
     left, right = evaluate(node.left, frames, cache), evaluate(node.right, frames, cache)
-    out = ops.stack(left, right)
+    out = stack(left, right)
     attrs = {k: v for k, v in left.attrs.items() if k != "baseline"}
     return replace(out, attrs={**attrs, "antijoin": "inputs"})
 
@@ -101,7 +104,7 @@ def _(node: Where, frame: Frame) -> Frame:
         )
     lowered = node.predicate.lowered(source_of(node).model.classes)
     n = frame.data.shape[frame.axis("sample")]
-    return ops.keep_samples(frame, ops.evaluate(lowered, frame.columns, n, frame.data.device))
+    return keep_samples(frame, holds(lowered, frame.columns, n, frame.data.device))
 
 
 @_verb.register

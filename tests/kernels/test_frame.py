@@ -7,7 +7,9 @@ import pytest
 import torch
 import xarray as xr
 
+from algebra.kernels import combine as pairs
 from algebra.kernels import frame as ops
+from algebra.kernels import predicates
 from algebra.kernels.frame import Frame
 
 CPU = torch.device("cpu")
@@ -252,7 +254,7 @@ def _side(seed: int, ids: list[str], pred: list[int]) -> Frame:
 )
 def test_combine(how, fn):
     a, b = _side(0, ["p", "q", "r"], [1, 0, 1]), _side(1, ["u", "v", "w"], [1, 1, 0])
-    got = ops.combine(a, b, how)
+    got = pairs.combine(a, b, how)
     assert torch.equal(got.data, fn(a.data, b.data))
     assert got.dims == a.dims and got.features == a.features and got.columns is a.columns
     assert got.coords["label"] is a.coords["label"]  # equal on both sides: kept once
@@ -261,7 +263,7 @@ def test_combine(how, fn):
     assert got.coords["pred_left"][1].tolist() == [1, 0, 1]
     assert got.coords["pred_right"][1].tolist() == [1, 1, 0]
     assert "pred" not in got.coords
-    same = ops.combine(a, a, how)
+    same = pairs.combine(a, a, how)
     assert sorted(same.coords) == ["label", "pred", "sample"]
 
 
@@ -271,14 +273,14 @@ def test_combine_and_stack_refuse_misaligned_frames():
     c = Frame(torch.zeros(3, 2), ("sample", "y"))
     for other in (b, c):
         with pytest.raises(ValueError, match="join: the two attributions differ in shape"):
-            ops.combine(a, other, "mean")
+            pairs.combine(a, other, "mean")
         with pytest.raises(ValueError, match="antijoin: the two attributions differ in shape"):
-            ops.stack(a, other)
+            pairs.stack(a, other)
 
 
 def test_stack():
     a, b = _side(0, ["p", "q", "r"], [1, 0, 1]), _side(1, ["u", "v", "w"], [1, 1, 0])
-    got = ops.stack(a, b)
+    got = pairs.stack(a, b)
     assert got.dims == ("side", "sample", "x")
     assert torch.equal(got.data, torch.stack([a.data, b.data]))
     assert got.coords["side"][1].tolist() == ["left", "right"]
@@ -290,7 +292,7 @@ def test_stack():
     # the stacked frame is a valid DataArray, and its verbs follow xarray
     assert_like_xarray(ops.reduce(got, "side", "mean"), as_xarray(got).mean("side"))
     assert_like_xarray(ops.isel(got, {"side": 1}), as_xarray(got).isel(side=1))
-    custom = ops.stack(a, b, dim="model", labels=("f", "g"))
+    custom = pairs.stack(a, b, dim="model", labels=("f", "g"))
     assert custom.dims[0] == "model" and custom.coords["model"][1].tolist() == ["f", "g"]
 
 
@@ -301,7 +303,7 @@ def test_stack():
 
 def _mask(predicate: tuple) -> list[bool]:
     f = make_frame()
-    return ops.evaluate(predicate, f.columns, 4, CPU).tolist()
+    return predicates.evaluate(predicate, f.columns, 4, CPU).tolist()
 
 
 PRED, LABEL, SCORE, ID = ("col", "pred"), ("col", "label"), ("col", "score"), ("col", "id")
@@ -345,20 +347,22 @@ def test_evaluate_missing_column():
     with pytest.raises(
         ValueError, match="'label' is not available here; the inputs have no labels"
     ):
-        ops.evaluate(("cmp", "=", LABEL, ("lit", 1)), columns, 4, CPU)
+        predicates.evaluate(("cmp", "=", LABEL, ("lit", 1)), columns, 4, CPU)
     with pytest.raises(ValueError, match="'correct' is not available"):
-        ops.evaluate(("col", "correct"), columns, 4, CPU)
+        predicates.evaluate(("col", "correct"), columns, 4, CPU)
 
 
 def test_keep_samples():
     f = make_frame()
-    got = ops.keep_samples(f, torch.tensor([True, False, False, True]))
+    got = predicates.keep_samples(f, torch.tensor([True, False, False, True]))
     assert_like_xarray(got, as_xarray(f).isel(sample=[0, 3]))
     assert got.columns["id"].tolist() == ["a", "d"]
     assert got.columns["score"].tolist() == pytest.approx([0.9, 0.2])
-    none = ops.keep_samples(f, torch.zeros(4, dtype=torch.bool))
+    none = predicates.keep_samples(f, torch.zeros(4, dtype=torch.bool))
     assert none.data.shape == (0, 2, 3) and none.coords["class"][1].shape == (0, 2)
     assert none.columns["pred"].shape == (0,)
     # filtering an empty frame again still works
-    again = ops.keep_samples(none, ops.evaluate(("col", "correct"), none.columns, 0, CPU))
+    again = predicates.keep_samples(
+        none, predicates.evaluate(("col", "correct"), none.columns, 0, CPU)
+    )
     assert again.data.shape == (0, 2, 3)

@@ -14,7 +14,7 @@ from torch import nn
 
 import algebra as ia
 import algebra.results.plot  # registers the accessor
-from algebra.results.plot import serialisable
+from algebra.results.netcdf import serialisable
 
 CLASSES = ["ant", "bee", "cat", "dog", "eel"]
 
