@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .attribution import Attribution
 from .joins import AntiJoin, Disagreement, Join
-from .node import Node, Ref, dispatch_table
+from .node import Node, Ref, dispatch_table, entries
 from .relational import (
+    VERBS,
     Abs,
     GroupReduce,
     Normalize,
@@ -178,13 +179,7 @@ def _(node: Disagreement) -> str:
     return f"disagreement({_expr(node.part)})"
 
 
-@_expr.register(Where)
-@_expr.register(Select)
-@_expr.register(Reduce)
-@_expr.register(Abs)
-@_expr.register(Normalize)
-@_expr.register(TopKFeatures)
-@_expr.register(GroupReduce)
+@entries(_expr, VERBS)
 def _(node: Node) -> str:
     return f"{_expr(node.children[0])}.{_step(node)}"
 
@@ -208,18 +203,7 @@ def _(node: Attribution) -> str:
     return describe(node, with_layer=False)
 
 
-@_label.register(Window)
-@_label.register(Edit)
-@_label.register(Join)
-@_label.register(AntiJoin)
-@_label.register(Disagreement)
-@_label.register(Where)
-@_label.register(Select)
-@_label.register(Reduce)
-@_label.register(Abs)
-@_label.register(Normalize)
-@_label.register(TopKFeatures)
-@_label.register(GroupReduce)
+@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, *VERBS))
 def _(node: Node) -> str:
     return node.op
 
@@ -248,12 +232,6 @@ def _(node: Disagreement) -> str:
     return node.part.method
 
 
-@_name.register(Where)
-@_name.register(Select)
-@_name.register(Reduce)
-@_name.register(Abs)
-@_name.register(Normalize)
-@_name.register(TopKFeatures)
-@_name.register(GroupReduce)
+@entries(_name, VERBS)
 def _(node: Node) -> str:
     return _name(node.children[0])

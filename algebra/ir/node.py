@@ -161,6 +161,28 @@ def dispatch_table(concern: str, role: str = "computed") -> Any:
     return table
 
 
+def entries(table: Any, types: Iterable[type]) -> Any:
+    """A decorator that registers one function in ``table`` for each of ``types``.
+
+    Examples
+    --------
+    >>> shout = dispatch_table("shout twice", role="all")
+    >>> @entries(shout, (int, str))
+    ... def _(value: object) -> str:
+    ...     return repr(value) * 2
+    >>> shout(3), shout("a")
+    ('33', "'a''a'")
+    >>> _ = TABLES.pop("shout twice")
+    """
+
+    def register(fn: Any) -> Any:
+        for cls in types:
+            table.register(cls, fn)
+        return fn
+
+    return register
+
+
 def covers(table_role: str, node_role: str) -> bool:
     """Whether a table for ``table_role`` must have an entry for a node of ``node_role``.
 

@@ -166,3 +166,7 @@ class GroupReduce(Node):
 
     def validate(self) -> None:
         _check_choice(self.how, "how", REDUCTIONS)
+
+
+#: Every relational verb: tables register one entry for all of them where they agree.
+VERBS = (Where, Select, Reduce, Abs, Normalize, TopKFeatures, GroupReduce)

@@ -16,8 +16,8 @@ from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.model import ModelInfo
-from ..ir.node import Node, Ref, dispatch_table
-from ..ir.relational import Abs, GroupReduce, Normalize, Reduce, Select, TopKFeatures, Where
+from ..ir.node import Node, Ref, dispatch_table, entries
+from ..ir.relational import VERBS, Where
 from ..ir.targets import Target
 from ..ir.views import Edit, Layer, Source, Window, rebased, source_of
 from . import syntax
@@ -229,12 +229,7 @@ def _(node: Disagreement, namer: _Namer) -> syntax.Select:
     )
 
 
-@_select.register(Select)
-@_select.register(Reduce)
-@_select.register(Abs)
-@_select.register(Normalize)
-@_select.register(TopKFeatures)
-@_select.register(GroupReduce)
+@entries(_select, (verb for verb in VERBS if verb is not Where))
 def _(node: Node, namer: _Namer) -> syntax.Select:
     raise _refuse(f"{describe_step(node)}")
 

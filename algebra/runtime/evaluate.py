@@ -12,8 +12,9 @@ from dataclasses import replace
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
-from ..ir.node import Node, dispatch_table
+from ..ir.node import Node, dispatch_table, entries
 from ..ir.relational import (
+    VERBS,
     Abs,
     GroupReduce,
     Normalize,
@@ -77,13 +78,7 @@ def _(node: Disagreement, frames: dict[str, Frame], cache: dict[str, Frame]) -> 
     return replace(part, attrs={**part.attrs, "antijoin": f"models {left!r} - {right!r}"})
 
 
-@_evaluate.register(Where)
-@_evaluate.register(Select)
-@_evaluate.register(Reduce)
-@_evaluate.register(Abs)
-@_evaluate.register(Normalize)
-@_evaluate.register(TopKFeatures)
-@_evaluate.register(GroupReduce)
+@entries(_evaluate, VERBS)
 def _(node: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
     out = _verb(node, evaluate(node.children[0], frames, cache))
     done = out.attrs.get("operations")
