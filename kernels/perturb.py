@@ -9,6 +9,7 @@ back, so any number of targets costs no extra forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -132,20 +133,52 @@ def evaluate(
     designs = [_checked(to_device(d, device), x.shape) for d in designs]
     fill = baseline_tensor(baseline, x)
     unique = deduplicate(designs, tuple(x.shape))
-    n, count = x.shape[0], unique.count
+
+    def build(copies: tuple[int, int], samples: tuple[int, int]) -> torch.Tensor:
+        return _copies(x, fill, designs, unique, copies, samples)
+
+    logits, batches = forward_copies(module, x, unique.count, build, budget)
+    n = x.shape[0]
+    return StreamResult(
+        logits, unique.index, unique.copies, unique.count, batches, unique.count * n
+    )
+
+
+def forward_copies(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    count: int,
+    build: Callable[[tuple[int, int], tuple[int, int]], torch.Tensor],
+    budget: int | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Logits ``[N, count, C]`` of ``count`` copies of ``x`` and the number of batches.
+
+    ``build((u0, u1), (n0, n1))`` makes copies ``u0:u1`` of samples ``n0:n1``, shaped
+    ``[u1 - u0, n1 - n0, ...]``; batches take whole copies of all samples, or one copy's
+    samples in pieces when the budget is smaller. Gradients are off and the module guarded.
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 3).eval()
+    >>> x = torch.ones(4, 2)
+    >>> logits, batches = forward_copies(net, x, 5, lambda u, n: x[None, n[0] : n[1]].repeat(u[1] - u[0], 1, 1))
+    >>> logits.shape, batches
+    (torch.Size([4, 5, 3]), 1)
+    """
+    n = x.shape[0]
     logits: torch.Tensor | None = None
     batches = 0
     with guarded(module), torch.no_grad():
         u = 0
         while u < count:
+            # Sized again after each batch: the first one measures the model's profile.
             per = batch_rows(module, x, budget, (count - u) * n)
             if per >= n:
                 ranges = [(u, min(count, u + per // n), 0, n)]
             else:
                 ranges = [(u, u + 1, n0, n1) for n0, n1 in sample_chunks(n, per)]
             for u0, u1, n0, n1 in ranges:
-                copies = _copies(x, fill, designs, unique, (u0, u1), (n0, n1))
-                flat = copies.reshape(-1, *x.shape[1:])
+                flat = build((u0, u1), (n0, n1)).reshape(-1, *x.shape[1:])
                 with profiling(module, flat):
                     out = module(flat)
                 _check_output(out, flat.shape[0])
@@ -155,7 +188,7 @@ def evaluate(
                 batches += 1
             u = ranges[-1][1]
     assert logits is not None
-    return StreamResult(logits, unique.index, unique.copies, count, batches, count * n)
+    return logits, batches
 
 
 def batch_rows(module: torch.nn.Module, x: torch.Tensor, budget: int | None, rows: int) -> int:
