@@ -227,7 +227,8 @@ def baseline_tensor(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Te
             raise ValueError(
                 f"baseline: expected a number or a tensor, got {type(baseline).__name__}"
             )
-        baseline = torch.tensor(float(baseline))
+        # Straight to x's dtype: a float32 detour would round 0.3 in a float64 model.
+        baseline = torch.tensor(float(baseline), dtype=x.dtype)
     b = baseline.to(device=x.device, dtype=x.dtype)
     if b.ndim == 0:
         b = b.reshape((1,) * x.ndim)
