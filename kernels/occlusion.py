@@ -52,15 +52,18 @@ def window_shapes(shape: tuple[int, ...], size: Size, stride: Size | None) -> tu
     strides = [1] * len(features) if stride is None else stride
     strides = [strides] * len(features) if isinstance(strides, int) else list(strides)
     if len(strides) != len(features) or any(
-        not isinstance(s, int) or s < 1 or s > n for s, n in zip(strides, features, strict=True)
+        isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides
     ):
         raise ValueError(
-            f"stride: expected positive integers no larger than the inputs {features}, one "
-            f"per non-batch dim or one for all; got {stride!r}"
+            f"stride: expected positive integers, one per non-batch dim of the inputs "
+            f"{features} or one for all; got {stride!r}"
         )
     for w, s, n in zip(sizes, strides, features, strict=True):
         if n > w and s > w:  # features between windows would never be occluded
-            raise ValueError(f"stride: {stride!r} is larger than the window {size!r}")
+            raise ValueError(
+                f"stride: {stride!r} is larger than the window {size!r} (and so than the "
+                f"inputs {features} along a dim the window does not fill)"
+            )
     return sizes, strides
 
 
