@@ -209,6 +209,24 @@ def batch_rows(module: torch.nn.Module, x: torch.Tensor, budget: int | None, row
     return chunk_rows(rows, per_row, budget)
 
 
+def count_batches(module: torch.nn.Module, x: torch.Tensor, copies: int, budget: int | None) -> int:
+    """Forward batches :func:`forward_copies` takes for ``copies`` copies of ``x``.
+
+    For ``explain()`` before running: exact once the model's profile on ``x``'s shape is
+    measured; before that, from the same conservative guess the first batch is sized by.
+
+    Examples
+    --------
+    >>> count_batches(torch.nn.Linear(3, 2), torch.ones(4, 3), 10, None)
+    1
+    """
+    n = x.shape[0]
+    per = batch_rows(module, x, budget, copies * n)
+    if per >= n:
+        return -(-copies // (per // n))
+    return copies * -(-n // per)
+
+
 def baseline_tensor(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``baseline`` as a tensor of ``x``'s dtype and device, with ``x``'s number of dims.
 

@@ -16,7 +16,7 @@ from algebra.kernels.coalitions import (
 )
 from algebra.kernels.estimators import attribute, scores
 from algebra.kernels.occlusion import occlusion_design
-from algebra.kernels.perturb import deduplicate, evaluate
+from algebra.kernels.perturb import count_batches, deduplicate, evaluate
 from algebra.kernels.players import every_feature, grid, player_mask
 
 
@@ -87,6 +87,7 @@ def test_chunked_equals_unchunked(cnn, images, counting, budget):
     calls = net.calls
     parts = evaluate(net, x, designs, 0.1, budget=budget)
     assert parts.batches == net.calls - calls > 1
+    assert parts.batches == count_batches(net, x, whole.unique, budget)  # profile now known
     assert net.rows == 2 * whole.rows  # chunks never evaluate a copy twice
     torch.testing.assert_close(parts.logits, whole.logits, rtol=1e-12, atol=1e-12)
 
@@ -166,3 +167,32 @@ def test_bad_stream_inputs(mlp, features):
         evaluate(mlp, features, [])
     with pytest.raises(ValueError, match=r"^model:"):
         evaluate(nn.Flatten(0).eval(), features, [design])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_agrees_with_cpu(cnn_factory, images):
+    players = grid(tuple(images.shape), 2, 2)
+    designs = [
+        shapley_design(players, samples=3, seed=1),
+        kernel_shap_design(players, samples=12, seed=2),
+        lime_design(players, samples=12, seed=3),
+        permutation_design(players, 4, seed=4),
+        occlusion_design(tuple(images.shape), (3, 4, 4), 2),
+    ]
+    targets = torch.tensor([[0, 1, 2, 3], [4, 3, 2, 1]])
+    results = []
+    for device in ("cpu", "cuda"):
+        net = cnn_factory().double().to(device)
+        out = evaluate(net, images.double(), designs, 0.2, budget=200_000)
+        assert out.logits.device.type == device
+        values = [
+            attribute(d, scores(out.logits, i, targets), images.double(), 0.2).cpu()
+            for d, i in zip(designs, out.index, strict=True)
+        ]
+        results.append((out, values))
+    (cpu, cpu_values), (gpu, gpu_values) = results
+    assert cpu.unique == gpu.unique
+    for a, b in zip(cpu.index, gpu.index, strict=True):
+        assert torch.equal(a, b.cpu())
+    for a, b in zip(cpu_values, gpu_values, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
