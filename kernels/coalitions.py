@@ -211,8 +211,9 @@ def permutation_design(
 
     Copy 0 is the input itself; copy ``p + 1`` takes player ``p``'s features of sample
     ``n`` from sample ``sources[p + 1, n]``. Each player gets its own permutation of the
-    ``samples`` rows (never the identity), drawn from ``seed`` unless ``sources`` ``[P, N]``
-    gives them (Captum's FeaturePermutation draws one per feature, in order).
+    ``samples`` rows (never the identity), drawn from ``seed`` unless ``sources`` gives them:
+    ``[P, N]``, one per player (Captum's FeaturePermutation draws one per feature, in
+    order), or ``[N]``, one for all.
 
     Examples
     --------
@@ -236,13 +237,18 @@ def permutation_design(
             sources[stuck] = torch.rand(int(stuck.sum()), samples, generator=g).argsort(dim=1)
             stuck = (sources == identity).all(1)
     sources = torch.as_tensor(sources).long().cpu()
-    if (
-        tuple(sources.shape) != (p, samples)
-        or not (sources.sort(dim=1).values == torch.arange(samples)).all()
-    ):
+    if sources.ndim == 1:  # one permutation shared by every player
+        sources = sources.expand(p, -1)
+    if tuple(sources.shape) != (p, samples):
+        problem = f"shape {list(sources.shape)}"
+    elif not (sources.sort(dim=1).values == torch.arange(samples)).all():
+        problem = "a row that is no permutation"
+    else:
+        problem = ""
+    if problem:
         raise ValueError(
-            f"sources: expected one permutation of 0..{samples - 1} per player, a tensor of "
-            f"shape [{p}, {samples}]; got shape {list(sources.shape)}"
+            f"sources: expected permutations of 0..{samples - 1}, one per player (shape "
+            f"[{p}, {samples}]) or one for all (shape [{samples}]); got {problem}"
         )
     keep = ablation_design(players).keep
     sources = torch.cat([torch.arange(samples)[None], sources])

@@ -148,6 +148,10 @@ def test_bad_design_arguments():
         permutation_design(players, 1)
     with pytest.raises(ValueError, match=r"^sources:"):
         permutation_design(players, 4, sources=torch.zeros(6, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^sources:"):
+        permutation_design(players, 4, sources=torch.tensor([0, 1, 1, 2]))
+    shared = permutation_design(players, 4, sources=torch.tensor([1, 0, 3, 2]))
+    assert (shared.sources[1:] == torch.tensor([1, 0, 3, 2])).all()
     with pytest.raises(ValueError, match=r"^subset:"):
         faithfulness_design(players, subset=7)
     with pytest.raises(ValueError, match=r"^steps:"):
