@@ -197,6 +197,10 @@ def _agree(a: Any, b: Any) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
 
 
+def _mib(value: int | None) -> str:
+    return "?" if value is None else f"{value / 2**20:.0f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the perturbation workloads; print medians, ratios and goals; return 0 or 1.
 
@@ -255,13 +259,16 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": ratio,
             "goal": GOALS[name],
             "forward_rows": rows,
+            "peak_bytes": {k: m.peak_bytes for k, m in measured.items()},
             "max_rel_diff": error,
         }
         records.append(record)
         print(
             f"{name:14s} ours {m_ours.median:8.3f} s  captum/loop {m_theirs.median:8.3f} s  "
             f"speedup {ratio:5.2f}x (goal {GOALS[name]:.0f}x: {'PASS' if passed else 'FAIL'})  "
-            f"forward rows {rows['ours']} vs {rows['captum']}  max rel diff {error:.1e}",
+            f"forward rows {rows['ours']} vs {rows['captum']}  "
+            f"peak MiB {_mib(m_ours.peak_bytes)} vs {_mib(m_theirs.peak_bytes)}  "
+            f"max rel diff {error:.1e}",
             flush=True,
         )
     if args.json:
