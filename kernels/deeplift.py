@@ -83,6 +83,13 @@ def _multipliers(x: torch.Tensor, y: torch.Tensor, slope: torch.Tensor, eps: flo
     return torch.where(dx.abs() < eps, slope, dy / dx)
 
 
+def _split(dx: torch.Tensor, dy: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(|dx| < eps, dy / dx elsewhere)`` as factors, so backward passes multiply, not select
+    (the batched backward has no rule for ``where``)."""
+    flat = dx.abs() < eps
+    return flat.to(dx.dtype), torch.where(flat, torch.zeros_like(dy), dy / dx)
+
+
 class _Rescale(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, fn, slope_fn, eps, inplace):  # type: ignore[override]
@@ -167,20 +174,19 @@ class _Softmax(torch.autograd.Function):
         y = x.softmax(dim)
         xa, xr = halves(x)
         ya, yr = halves(y)
-        ctx.dx = torch.cat([xa - xr] * 2)
-        ctx.dy = torch.cat([ya - yr] * 2)
-        ctx.y, ctx.dim, ctx.eps = y, dim, eps
+        ctx.flat, ctx.ratio = _split(torch.cat([xa - xr] * 2), torch.cat([ya - yr] * 2), eps)
+        ctx.y, ctx.dim = y, dim
         return y
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        y, dim = ctx.y, ctx.dim
-        plain = y * (grad - (grad * y).sum(dim, keepdim=True))
-        u = torch.where(ctx.dx.abs() < ctx.eps, plain, grad * ctx.dy / ctx.dx)
+        y = ctx.y
+        plain = y * (grad - (grad * y).sum(ctx.dim, keepdim=True))
+        u = plain * ctx.flat + grad * ctx.ratio
         # Subtract the mean over each pair of rows (Captum: over the whole batch).
         pairs = u.reshape(2, -1, *u.shape[1:])
-        mean = pairs.mean(dim=(0, *range(2, pairs.ndim)), keepdim=True)
-        return (pairs - mean).reshape(u.shape), None, None
+        total = pairs.sum(dim=(0, *range(2, pairs.ndim)), keepdim=True)
+        return (pairs - total / (2 * y[0].numel())).reshape(u.shape), None, None
 
 
 _SOFTMAX = _sig("input", dim=None)
@@ -226,9 +232,9 @@ class _MaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, pool, eps):  # type: ignore[override]
         y, indices = pool(x)
-        ctx.indices, ctx.shape, ctx.eps = indices, x.shape, eps
+        ctx.indices, ctx.shape = indices, x.shape
         xa, xr = halves(x)
-        ctx.dx = torch.cat([xa - xr] * 2)
+        ctx.flat, ctx.inverse = _split(torch.cat([xa - xr] * 2), torch.ones_like(x), eps)
         ya, yr = halves(y)
         top = torch.maximum(ya, yr)
         ctx.dy = torch.cat([top - yr, ya - top])
@@ -240,7 +246,7 @@ class _MaxPool(torch.autograd.Function):
         routed = _unpool(grad * ctx.dy, ctx.indices, ctx.shape)
         ra, rr = routed.chunk(2)
         both = torch.cat([ra + rr] * 2)
-        return torch.where(ctx.dx.abs() < ctx.eps, plain, both / ctx.dx), None, None
+        return plain * ctx.flat + both * ctx.inverse, None, None
 
 
 _POOL = _sig(

@@ -363,3 +363,12 @@ def test_parameters_restored_after_an_error_and_script_refused():
 def test_baselines_of_the_wrong_shape():
     with pytest.raises(ValueError, match="baselines: expected a tensor of shape \\[B, 6\\]"):
         shap_pairs(torch.zeros(2, 6), torch.zeros(3, 5))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_rules_on_cuda_equal_cpu():
+    net, x = make_cnn(), randn(4, 3, 8, 8)
+    expected = deeplift_attribution(*paired_pass(net, x, 0.1, [0, 4])[:2])
+    grads, points, _ = paired_pass(net.cuda(), x.cuda(), 0.1, [0, 4])
+    assert grads.is_cuda
+    torch.testing.assert_close(deeplift_attribution(grads, points).cpu(), expected)

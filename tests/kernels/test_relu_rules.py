@@ -205,3 +205,13 @@ def test_refusals():
     refused = pytest.raises(ValueError, match="guided_backprop: a TorchScript model")
     with refused, relu_rules("guided_backprop", scripted):
         pass
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("rule", CAPTUM)
+def test_rules_on_cuda_equal_cpu(rule):
+    net, x = make_cnn(), inputs((4, 3, 8, 8))
+    expected = ruled(net, x, rule, [0, 2])
+    ours = ruled(net.cuda(), x.cuda(), rule, [0, 2])
+    assert ours.is_cuda
+    torch.testing.assert_close(ours.cpu(), expected)
