@@ -21,11 +21,18 @@ Rules, as Captum's ``DeepLift`` with ``eps = 1e-10``, with ``dx = x - x0``, ``dy
   is subtracted (Captum subtracts the mean over the whole batch, which makes a sample's
   map depend on its batch; per pair it equals Captum's for one sample).
 
+The rules catch modules (``nn.ReLU``, ``nn.MaxPool2d``, ...), functions (``F.relu``,
+``torch.sigmoid``), methods (``x.tanh()``), in-place forms and ATen operators (exported
+models). Captum hooks modules only, and where two of its hooked modules touch (``ReLU``
+then ``MaxPool2d``) each reads the other's gradient before its rule: its maps lose
+completeness there, these do not.
+
 Everything else must be linear in the activations (linear and convolution layers,
-average pooling, batch norm in eval mode, additions, reshapes, concatenation). Known
-nonlinear functions applied to an activation (``gelu``, ``silu``, ``layer_norm``,
-``exp``, a product or quotient of two activations, ...) raise a ``ValueError`` naming
-them instead of giving a silently wrong map.
+average pooling, batch norm in eval mode, additions, reshapes, concatenation). Nonlinear
+functions applied to an activation (``gelu``, ``silu``, ``layer_norm``, ``exp``,
+recurrent layers, attention, ...: :mod:`~algebra.kernels.refusals`), a product of two
+activations, a division by an activation and batch norm in training mode raise a
+``ValueError`` naming them instead of giving a silently wrong map.
 """
 
 from __future__ import annotations
@@ -38,37 +45,10 @@ from typing import Any
 import torch
 
 from .pairs import halves
+from .refusals import PRODUCTS, QUOTIENTS, UNSUPPORTED, refusal
 from .rules import Handler, RuleMode, bind, refuse_scripted
 
 EPS = 1e-10
-
-COVERED = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "softmax", "max_pool")
-
-# Nonlinear functions with no DeepLift rule here (in-place and dunder forms included).
-UNSUPPORTED = frozenset(
-    """gelu silu mish hardswish hardsigmoid hardtanh relu6 selu celu glu logsigmoid
-    log_sigmoid softsign tanhshrink softshrink hardshrink threshold prelu rrelu
-    log_softmax softmin normalize layer_norm group_norm instance_norm
-    local_response_norm rms_norm scaled_dot_product_attention
-    multi_head_attention_forward adaptive_max_pool1d adaptive_max_pool2d
-    adaptive_max_pool3d fractional_max_pool2d fractional_max_pool3d lp_pool1d lp_pool2d
-    lp_pool3d exp exp2 expm1 log log1p log2 log10 sqrt rsqrt square reciprocal sin cos
-    tan asin acos atan sinh cosh erf erfc erfinv abs absolute sign sgn clamp clip
-    clamp_min clamp_max maximum minimum fmax fmin max min amax amin logsumexp norm sort
-    topk cummax cummin atan2 hypot pow float_power lstm gru rnn_tanh rnn_relu lstm_cell
-    gru_cell rnn_tanh_cell rnn_relu_cell native_layer_norm native_group_norm
-    _log_softmax _native_batch_norm_legit _scaled_dot_product_efficient_attention
-    _scaled_dot_product_flash_attention _scaled_dot_product_flash_attention_for_cpu""".split()  # noqa: SIM905
-)
-# Products: nonlinear when two or more of their tensors are activations.
-PRODUCTS = frozenset(
-    """mul multiply matmul mm bmm einsum bilinear addcmul outer dot inner kron baddbmm
-    addbmm addmm cross""".split()  # noqa: SIM905
-)
-# Quotients: nonlinear when the divisor is an activation.
-QUOTIENTS = frozenset(
-    """div divide true_divide floor_divide truediv floordiv""".split()  # noqa: SIM905
-)
 
 
 # Rescale rule -------------------------------------------------------------------------
@@ -202,6 +182,8 @@ def _softmax_handler(eps: float) -> Handler:
         if dim is None:  # torch's implicit choice for F.softmax without dim
             dim = 0 if x.ndim in (0, 1, 3) else 1
         dim = dim % x.ndim
+        if kwargs.get("dtype") is not None:
+            x = x.to(kwargs["dtype"])
         if dim == 0:
             raise ValueError(
                 "deeplift: softmax over the batch dim mixes inputs and references; "
@@ -311,52 +293,13 @@ def _check_paired(x: torch.Tensor, name: str) -> None:
         )
 
 
-def _tensors(values: Any) -> list[torch.Tensor]:
-    if isinstance(values, torch.Tensor):
-        return [values]
-    if isinstance(values, (list, tuple)):
-        return [t for v in values for t in _tensors(v)]
-    return []
-
-
-def _refusal(name: str) -> Handler:
-    def refuse(func: Callable[..., Any], called: str, args: tuple, kwargs: dict) -> Any:
-        tensors = _tensors(list(args) + list(kwargs.values()))
-        active = [t for t in tensors if t.requires_grad]
-        if name in PRODUCTS:
-            bad = len(active) >= 2
-        elif name in QUOTIENTS and not called.startswith("__r"):
-            bad = len(tensors) >= 2 and tensors[1].requires_grad  # activation as divisor
-        elif name == "batch_norm":
-            training = kwargs.get("training", args[5] if len(args) > 5 else False)
-            bad = bool(training) and bool(active)
-        else:  # a nonlinear function, or a number divided by an activation
-            bad = bool(active)
-        if not bad:
-            return func(*args, **kwargs)
-        if name == "batch_norm":
-            what = "batch_norm in training mode (it mixes inputs and references)"
-        elif name in PRODUCTS or (name in QUOTIENTS and not called.startswith("__r")):
-            what = f"{name} of two activations"
-        else:
-            what = name if name not in QUOTIENTS else "a division by an activation"
-        raise ValueError(
-            f"deeplift: the model applies {what}, which has no DeepLift rule; DeepLift "
-            f"covers {', '.join(COVERED)} and layers linear in their input (linear, "
-            "convolution, average pooling, eval-mode batch norm, sums, reshapes). "
-            "Use integrated_gradients or gradient_shap for this model"
-        )
-
-    return refuse
-
-
 def _handlers(eps: float) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {}
     for name in (*UNSUPPORTED, *PRODUCTS, *QUOTIENTS, "batch_norm"):
-        refuse = _refusal(name)
+        refuse = refusal(name)
         for form in (name, f"{name}_", f"__{name}__", f"__i{name}__", f"__r{name}__"):
             handlers[form] = refuse
-    handlers["__rtruediv__"] = handlers["__rdiv__"] = _refusal("div")
+    handlers["__rtruediv__"] = handlers["__rdiv__"] = refusal("div")
     rescale = _rescale_handler(eps)
     for name in _ELEMENTWISE:
         handlers[name] = handlers[f"{name}_"] = rescale
