@@ -76,10 +76,11 @@ class RuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        handler = self.handlers.get(function_name(func)) if torch.is_grad_enabled() else None
+        name = function_name(func)
+        handler = self.handlers.get(name) if torch.is_grad_enabled() else None
         if handler is None:
             return func(*args, **kwargs)
-        return handler(func, function_name(func), args, kwargs)
+        return handler(func, name, args, kwargs)
 
 
 def refuse_scripted(module: torch.nn.Module | None, method: str) -> None:
