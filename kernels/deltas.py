@@ -24,7 +24,9 @@ def target_scores(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return full.gather(1, rows.T.to(full.device)).T
 
 
-def drawn_scores(baseline_logits: torch.Tensor, rows: torch.Tensor, index: torch.Tensor):
+def drawn_scores(
+    baseline_logits: torch.Tensor, rows: torch.Tensor, index: torch.Tensor
+) -> torch.Tensor:
     """Scores ``[T, S, N]`` of the baselines drawn by ``index`` ``[S, N]`` (GradientSHAP).
 
     ``baseline_logits`` ``[B, C]`` come from one forward over the ``B`` baselines.
