@@ -47,8 +47,20 @@ def grad_cam(
             f"grad_cam: upsample=True needs a 2-D layer grid and image inputs [N, C, H, W]; "
             f"layer {layer!r} gives maps of shape {list(cam.shape[2:])}; pass upsample=False"
         )
+    return upsample(cam, size)
+
+
+def upsample(cam: torch.Tensor, size: tuple[int, ...], mode: str = "bilinear") -> torch.Tensor:
+    """Interpolate maps ``[T, N, *grid]`` to ``[T, N, *size]`` (``align_corners=False``).
+
+    Examples
+    --------
+    >>> upsample(torch.tensor([[[[0.0, 1.0]]]]), (1, 4))
+    tensor([[[[0.0000, 0.2500, 0.7500, 1.0000]]]])
+    """
     t, n = cam.shape[:2]
+    align = False if mode in ("linear", "bilinear", "bicubic", "trilinear") else None
     up = torch.nn.functional.interpolate(
-        cam.reshape(t * n, 1, *cam.shape[2:]), size=size, mode="bilinear", align_corners=False
+        cam.reshape(t * n, 1, *cam.shape[2:]), size=size, mode=mode, align_corners=align
     )
     return up.reshape(t, n, *size)
