@@ -54,7 +54,7 @@ def accuracy(
     >>> acc = accuracy(torch.eye(2), torch.zeros(2), torch.tensor([[1.0, 0], [1, 0], [0, 1]]),
     ...                torch.tensor([0, 1, 1]), groups=torch.tensor([0, 0, 1]))
     >>> acc.overall, acc.per_class.tolist(), acc.per_group
-    (0.6666666865348206, [1.0, 0.5], {0: 0.5, 1: 1.0})
+    (0.6666666666666666, [1.0, 0.5], {0: 0.5, 1: 1.0})
     """
     if len(labels) != len(features):
         raise ValueError(
@@ -77,5 +77,7 @@ def accuracy(
         ids, inverse = groups.unique(return_inverse=True)
         g_hits = torch.zeros(len(ids), device=labels.device).index_add_(0, inverse, right)
         g_count = torch.bincount(inverse, minlength=len(ids)).float()
-        per_group = {int(i): float(a) for i, a in zip(ids, g_hits / g_count, strict=True)}
-    return Accuracy(float(right.mean()), per_class.cpu(), per_group)
+        per_group = {
+            int(i): float(h) / float(n) for i, h, n in zip(ids, g_hits, g_count, strict=True)
+        }
+    return Accuracy(float(right.sum()) / len(right), per_class.cpu(), per_group)

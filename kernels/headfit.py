@@ -43,10 +43,10 @@ def target_ratio(importance: torch.Tensor, neurons: torch.Tensor) -> float:
 
     Examples
     --------
-    >>> target_ratio(torch.tensor([1.6, 1.3, 0.9]), torch.tensor([0, 1]))
+    >>> round(target_ratio(torch.tensor([1.6, 1.3, 0.9]), torch.tensor([0, 1])), 6)
     1.1
     """
-    return round((float(importance[neurons].min()) - 1.0) / 3.0 + 1.0, 12)
+    return (float(importance[neurons].min()) - 1.0) / 3.0 + 1.0
 
 
 @dataclass(frozen=True)
