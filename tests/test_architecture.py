@@ -32,7 +32,17 @@ ALLOWED = {
 }
 # Third-party libraries that may be imported inside a function: optional, or heavy and
 # needed by one feature only.
-LAZY = {"matplotlib", "lark", "dask", "distributed", "networkx", "sklearn", "tqdm"}
+LAZY = {
+    "matplotlib",
+    "lark",
+    "dask",
+    "distributed",
+    "zarr",
+    "networkx",
+    "sklearn",
+    "tqdm",
+    "open_clip",
+}
 TORCH_FREE = ("ir", "optimizer", "lang", "config", "errors")
 
 
