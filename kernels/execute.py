@@ -78,7 +78,11 @@ def execute(job: Job) -> JobResult:
     labels = None if job.labels is None else job.labels.to(device)
     cfg = job.config
     state = _State(x, labels, budget_of(job, device))
-    with guarded(module), _precision(cfg, device):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(guarded(module))
+        if job.reference is not None and job.reference is not module:
+            stack.enter_context(guarded(job.reference))  # a training-mode forward changes it
+        stack.enter_context(_precision(cfg, device))
         if job.reference is not None:
             state.logits = _reference_logits(job, state)
         for group in job.groups:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .capture import hookable
+from .capture import hookable, own_hooks
 
 # Before a model's activations are measured, assume they take this many times the input.
 GUESS_EXPANSION = 64
@@ -91,12 +91,13 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
 
     def record(name: str):
         def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
-            if isinstance(out, torch.Tensor):
+            if isinstance(out, torch.Tensor) and mine():
                 sizes[name] = sizes.get(name, 0) + out.numel() * out.element_size() // rows
 
         return hook
 
     with contextlib.ExitStack() as stack:
+        mine = stack.enter_context(own_hooks())
         for name, sub in module.named_modules():
             stack.callback(sub.register_forward_hook(record(name)).remove)
         yield
