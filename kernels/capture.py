@@ -18,6 +18,18 @@ _owners: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 )
 
 
+def tagged(hook: Callable) -> Callable:
+    """Mark a hook as the library's, so model state tokens leave it out (:mod:`.state`).
+
+    Examples
+    --------
+    >>> tagged(lambda *args: None)._ialgebra_hook
+    True
+    """
+    hook._ialgebra_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
 @contextlib.contextmanager
 def own_hooks() -> Iterator[Callable[[], bool]]:
     """A test, for hooks, that is true only inside this block in this thread.
@@ -75,6 +87,7 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
         mine = stack.enter_context(own_hooks())
         for name in names:
 
+            @tagged
             def hook(
                 _m: torch.nn.Module, _i: object, out: object, name: str = name
             ) -> torch.Tensor | None:
@@ -142,6 +155,7 @@ def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterato
     tensor([[0., 0., 0.]])
     """
 
+    @tagged
     def hook(_m: torch.nn.Module, _i: object, out: object) -> torch.Tensor | None:
         if not mine():  # another thread's forward pass
             return None

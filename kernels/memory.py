@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .capture import hookable, own_hooks
+from .capture import hookable, own_hooks, tagged
 
 # Before a model's activations are measured, assume they take this many times the input.
 GUESS_EXPANSION = 64
@@ -90,6 +90,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
     rows = x.shape[0]
 
     def record(name: str):
+        @tagged
         def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
             if isinstance(out, torch.Tensor) and mine():
                 sizes[name] = sizes.get(name, 0) + out.numel() * out.element_size() // rows
