@@ -13,7 +13,7 @@ import weakref
 import torch
 
 from .compiled import fused_step
-from .gradients import target_gradients
+from .gradients import check_differentiable, target_gradients
 from .plan import Group, Job, Request
 from .sizing import targets_per_backward
 from .targets import pack
@@ -43,6 +43,7 @@ def backward(
     >>> torch.equal(g[0], net.weight[1].detach().expand(4, 3))
     True
     """
+    check_differentiable(outputs, wrts)
     grads: dict[str, torch.Tensor] = {}
     classed = [r for r in group.requests if rows[r.key] is not None]
     callables = [r for r in group.requests if rows[r.key] is None]

@@ -17,6 +17,8 @@ __all__ = [
     "as_inputs",
     "as_labels",
     "as_patch",
+    "check_gradients_available",
+    "check_model_ready",
     "check_unchanged",
     "content_token",
     "fingerprint",
@@ -40,6 +42,61 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype | None:
     return None
 
 
+def check_gradients_available() -> None:
+    """Refuse to attribute inside ``torch.inference_mode()``, saying how to leave it.
+
+    Examples
+    --------
+    >>> check_gradients_available()
+    >>> with torch.inference_mode():
+    ...     check_gradients_available()
+    Traceback (most recent call last):
+    RuntimeError: attribution needs gradients, and torch.inference_mode() is active here: compute outside the `with torch.inference_mode():` block, or inside `with torch.inference_mode(False):`
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "attribution needs gradients, and torch.inference_mode() is active here: "
+            "compute outside the `with torch.inference_mode():` block, or inside "
+            "`with torch.inference_mode(False):`"
+        )
+
+
+def check_model_ready(module: torch.nn.Module) -> None:
+    """Refuse a model that cannot run yet: uninitialised lazy modules, meta-device weights.
+
+    Examples
+    --------
+    >>> check_model_ready(torch.nn.Linear(2, 2))
+    >>> check_model_ready(torch.nn.Sequential(torch.nn.LazyLinear(2)))
+    Traceback (most recent call last):
+    ValueError: model: submodule '0' (LazyLinear) has uninitialised parameters; run the model once on an example batch (model(inputs[:1])) before attributing it
+    >>> check_model_ready(torch.nn.Linear(2, 2, device="meta"))
+    Traceback (most recent call last):
+    ValueError: model: its parameter 'weight' is on the meta device, which holds no values; materialise the model first (model.to_empty(device="cpu"), then load its weights)
+    """
+    for name, sub in module.named_modules():
+        if any(
+            torch.nn.parameter.is_lazy(t)
+            for t in [*sub.parameters(recurse=False), *sub.buffers(recurse=False)]
+        ):
+            raise ValueError(
+                f"model: submodule {name!r} ({type(sub).__name__}) has uninitialised "
+                "parameters; run the model once on an example batch (model(inputs[:1])) "
+                "before attributing it"
+            )
+    for kind, named in (
+        ("parameter", module.named_parameters()),
+        ("buffer", module.named_buffers()),
+    ):
+        for name, t in named:
+            if t.device.type == "meta":
+                raise ValueError(
+                    f"model: its {kind} {name!r} is on the meta device, which holds no "
+                    'values; materialise the model first (model.to_empty(device="cpu"), '
+                    "then load its weights)"
+                )
+
+
 def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Validate a batch of inputs ``[N, ...]``: a finite floating tensor of the model's dtype.
 
@@ -56,6 +113,9 @@ def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     >>> as_inputs(torch.zeros(3))
     Traceback (most recent call last):
     ValueError: inputs: expected a batch [N, ...] with at least 2 dimensions; got shape (3,)
+    >>> as_inputs(torch.zeros(2, 0))
+    Traceback (most recent call last):
+    ValueError: inputs: shape (2, 0) has a feature dimension of size 0; there are no features to attribute
     """
     if isinstance(inputs, np.ndarray):
         floating = inputs.dtype.kind == "f"
@@ -72,6 +132,16 @@ def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         )
     if inputs.shape[0] == 0:
         raise ValueError("inputs: the batch is empty (N = 0)")
+    if inputs.numel() == 0:
+        raise ValueError(
+            f"inputs: shape {tuple(inputs.shape)} has a feature dimension of size 0; there "
+            "are no features to attribute"
+        )
+    if inputs.device.type == "meta":
+        raise ValueError(
+            "inputs: the tensor is on the meta device, which holds no values; pass a "
+            "tensor with data (on the CPU or the model's device)"
+        )
     if not inputs.is_floating_point():
         raise TypeError(f"inputs: expected a floating-point tensor; got dtype {inputs.dtype}")
     if dtype is not None and inputs.dtype != dtype:
@@ -206,11 +276,13 @@ def ordinary(tensor: torch.Tensor) -> torch.Tensor:
     --------
     >>> with torch.inference_mode():
     ...     t = torch.zeros(2)
-    >>> ordinary(t).is_inference()
-    False
+    ...     inside = ordinary(t).is_inference()
+    >>> ordinary(t).is_inference(), inside
+    (False, False)
     """
     if tensor.is_inference():
-        return tensor.clone()
+        with torch.inference_mode(False):  # a clone made in inference mode is one again
+            return tensor.clone()
     return tensor
 
 

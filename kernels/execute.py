@@ -9,6 +9,7 @@ device.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,8 +17,9 @@ import torch
 
 from .backward import backward, compilable, compiled_backward
 from .capture import captured, replaced
+from .checks import check_gradients_available, check_model_ready, model_dtype
 from .chunks import path_chunks, sample_chunks
-from .guard import device_of, guarded
+from .guard import device_of, guarded, user_stacklevel
 from .memory import profiling, resident_bytes, results_bytes, row_bytes, warn_over_budget
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
@@ -64,6 +66,7 @@ class _State:
     acts: dict[str, torch.Tensor] = field(default_factory=dict)
     baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
     warned: bool = False
+    nan_warned: bool = False
 
 
 def execute(job: Job) -> JobResult:
@@ -80,6 +83,7 @@ def execute(job: Job) -> JobResult:
     True
     """
     module = job.module
+    _check_runnable(job)
     device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
@@ -104,6 +108,24 @@ def execute(job: Job) -> JobResult:
     assert state.logits is not None
     tasks = {out.key: _assemble(out, job, state) for out in job.results}
     return JobResult(state.logits, tasks)
+
+
+def _check_runnable(job: Job) -> None:
+    """Clear errors for what autograd or the model would otherwise report obscurely."""
+    check_gradients_available()
+    for module in (job.module, job.reference):
+        if isinstance(module, torch.nn.Module):
+            check_model_ready(module)
+    dtype = model_dtype(job.module)
+    x = job.inputs
+    if x.device.type == "meta":
+        raise ValueError("inputs: the tensor is on the meta device, which holds no values")
+    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+        raise TypeError(
+            f"model: its parameters are {dtype} but the query's inputs are {x.dtype}: the "
+            "model was converted after the query was built; build the query again with "
+            "model.on(inputs) (inputs in the model's dtype)"
+        )
 
 
 @contextlib.contextmanager
@@ -215,6 +237,17 @@ def _inputs_chunk(
 
 
 def _keep_logits(job: Job, state: _State, logits: torch.Tensor, n0: int, n: int) -> None:
+    if not state.nan_warned and logits.is_floating_point():
+        bad = int((~torch.isfinite(logits)).sum())
+        if bad:
+            state.nan_warned = True
+            warnings.warn(
+                f"model: {bad} of its outputs at the inputs are NaN or infinite; the "
+                "predicted class (argmax) and the attributions of those samples are "
+                "meaningless",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
     if n0 == 0:
         if job.outputs is not None and logits.shape[1] != job.outputs:
             raise ValueError(

@@ -77,7 +77,7 @@ def guarded(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
                 f"model {what}; attributions are computed in eval mode "
                 "and the training mode is restored afterwards",
                 UserWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
         yield module
     finally:
@@ -132,8 +132,14 @@ def device_of(module: torch.nn.Module, default: torch.device | None = None) -> t
     return default or torch.device("cpu")
 
 
-def _user_stacklevel() -> int:
-    """Stack level of the first caller outside this library, so warnings point at user code."""
+def user_stacklevel() -> int:
+    """Stack level of the first caller outside this library, so warnings point at user code.
+
+    Examples
+    --------
+    >>> user_stacklevel() >= 1
+    True
+    """
     ours = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(contextlib.__file__)}
     algebra = sys.modules.get("algebra")
     if algebra is not None and algebra.__file__:

@@ -72,6 +72,9 @@ def state_token(module: torch.nn.Module) -> str:
     >>> _ = net.train(); state_token(net) == state_token(net.eval())
     True
     """
+    from .checks import check_model_ready  # checks imports this module
+
+    check_model_ready(module)  # lazy or meta weights have no values to key
     tensors = list(dict.fromkeys([*module.parameters(), *module.buffers()]))
     parts = []
     for name, sub in module.named_modules():
