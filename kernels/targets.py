@@ -54,7 +54,21 @@ def class_rows(
         rows = logits.topk(value, dim=1).indices.T
     elif kind == "all":
         rows = torch.arange(c, device=device)[:, None].expand(c, n)
-    elif kind == "index":
+    if kind in ("index", "per_sample", "classes"):
+        # Checked as Python integers: a huge one would overflow the tensor it goes into.
+        values = [int(value)] if kind == "index" else [int(v) for v in value]  # type: ignore[union-attr, arg-type]
+        bad = next((v for v in values if not 0 <= v < c), None)
+        if bad is not None:
+            shown = (
+                str(bad)
+                if abs(bad) < 10**12
+                else f"{'-' if bad < 0 else ''}about 10^{int(abs(bad).bit_length() * 0.30103)}"
+            )
+            raise ValueError(
+                f"target: class {shown} is out of range for a model with {c} outputs "
+                f"(expected 0..{c - 1})"
+            )
+    if kind == "index":
         rows = torch.full((1, n), int(value), device=device)  # type: ignore[arg-type]
     elif kind == "per_sample":
         rows = torch.tensor(value, device=device)[None][:, samples or slice(None)]

@@ -135,3 +135,11 @@ def test_nan_outputs_warn():
     with pytest.warns(UserWarning, match="3 of its outputs at the inputs are NaN") as caught:
         _compute(NaNLogits(), lambda q: q.saliency("pred"))
     assert caught[0].filename == __file__  # points at the user's call
+
+
+@pytest.mark.parametrize(
+    "target", [10**30, [10**30, 0, 1], (0, 10**30)], ids=["index", "list", "classes"]
+)
+def test_huge_class_indices_are_out_of_range_not_an_overflow(target):
+    with pytest.raises(ValueError, match=r"^target: class about 10\^30 is out of range"):
+        _compute(nn.Linear(4, 3), lambda q: q.saliency(target))
