@@ -72,7 +72,7 @@ def class_rows(
         rows = torch.full((1, n), int(value), device=device)  # type: ignore[arg-type]
     elif kind == "per_sample":
         rows = torch.tensor(value, device=device)[None][:, samples or slice(None)]
-    else:  # classes
+    elif kind == "classes":
         rows = torch.tensor(value, device=device)[:, None].expand(-1, n)
     if rows.numel() and (int(rows.max()) >= c or int(rows.min()) < 0):
         bad = int(rows.max()) if int(rows.max()) >= c else int(rows.min())

@@ -138,7 +138,7 @@ def test_nan_outputs_warn():
 
 
 @pytest.mark.parametrize(
-    "target", [10**30, [10**30, 0, 1], (0, 10**30)], ids=["index", "list", "classes"]
+    "target", [10**30, [10**30, 0, 1], ia.classes([0, 10**30])], ids=["index", "list", "classes"]
 )
 def test_huge_class_indices_are_out_of_range_not_an_overflow(target):
     with pytest.raises(ValueError, match=r"^target: class about 10\^30 is out of range"):
