@@ -122,37 +122,41 @@ def _plain(value: Any) -> bool:
 
 
 def _hooks(module: torch.nn.Module) -> str:
+    return _hook_text(module, _HOOKS)
+
+
+def _global_hooks() -> str:
+    return _hook_text(torch_module, _GLOBAL_HOOKS)
+
+
+def _hook_text(owner: object, attributes: tuple[str, ...]) -> str:
+    """The user's hooks (their identities) and hook flags held by ``owner``, as text.
+
+    The library's own hooks (layer capture while a computation runs in another thread)
+    are left out, and so are the flags (``with_kwargs``, ``always_call``) kept under their
+    handles' ids.
+    """
+    tables = {a: getattr(owner, a, None) for a in attributes}
+    ours = {
+        key
+        for hooks in tables.values()
+        if isinstance(hooks, dict)
+        for key, value in hooks.items()
+        if getattr(value, "_ialgebra_hook", False)
+    }
     found = []
-    for attribute in _HOOKS:
-        hooks = getattr(module, attribute, None)
+    for attribute, hooks in tables.items():
         if isinstance(hooks, dict):
-            ids = _hook_ids(hooks)
+            ids = [
+                (key, value if isinstance(value, bool) else id(value))
+                for key, value in hooks.items()
+                if key not in ours
+            ]
             if ids:
                 found.append(f"{attribute}{ids}")
         elif hooks is not None:
             found.append(f"{attribute}={hooks!r}")
     return ";".join(found)
-
-
-def _global_hooks() -> str:
-    found = []
-    for attribute in _GLOBAL_HOOKS:
-        hooks = getattr(torch_module, attribute, None)
-        if isinstance(hooks, dict):
-            found.append(f"{attribute}{_hook_ids(hooks)}")
-        else:
-            found.append(f"{attribute}={hooks!r}")
-    return ";".join(found)
-
-
-def _hook_ids(hooks: dict) -> list[tuple[int, object]]:
-    # The library's own hooks (layer capture while a computation runs in another thread)
-    # are not the user's: they are left out. Flags (with_kwargs, ...) are kept as values.
-    return [
-        (key, value if isinstance(value, bool) else id(value))
-        for key, value in hooks.items()
-        if not getattr(value, "_ialgebra_hook", False)
-    ]
 
 
 def _version(t: torch.Tensor) -> int:

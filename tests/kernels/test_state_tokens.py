@@ -251,3 +251,26 @@ def test_digest_sees_single_bit_flips_and_moves_in_every_layout():
                 assert content_digest(swapped) != base, i
     assert content_digest([c.clone() for c in cases]) == base
     assert content_digest([torch.empty(0), torch.zeros(2, device="meta")]) == 0
+
+
+def test_the_librarys_own_hooks_with_flags_are_not_the_users():
+    # Hooks registered with with_kwargs or always_call keep a flag under their handle's
+    # id; a tagged hook's flag goes with it.
+    net = _net()
+    before = state_token(net)
+
+    def counter(module, args, kwargs):
+        return None
+
+    counter._ialgebra_hook = True  # type: ignore[attr-defined]
+    handle = net.register_forward_pre_hook(counter, with_kwargs=True)
+    post = net.act.register_forward_hook(counter, with_kwargs=True, always_call=True)
+    try:
+        assert state_token(net) == before
+    finally:
+        handle.remove()
+        post.remove()
+    user = net.register_forward_pre_hook(lambda m, a, k: None, with_kwargs=True)
+    assert state_token(net) != before
+    user.remove()
+    assert state_token(net) == before
