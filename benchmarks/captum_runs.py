@@ -41,6 +41,8 @@ def run(model: nn.Module, x: torch.Tensor, workload: Workload) -> Results:
         Same keys and layouts as :func:`benchmarks.floor.run`.
     """
     results: Results = {}
+    if workload.single:
+        return _single(model, x, workload.single)
     if workload.mixed:
         saliency, ixg = Saliency(model), InputXGradient(model)
         grad_cam = LayerGradCam(model, model.get_submodule("block3"))
@@ -77,3 +79,14 @@ def run(model: nn.Module, x: torch.Tensor, workload: Workload) -> Results:
     else:
         results["integrated_gradients"] = integrate(logits.argmax(dim=1))
     return results
+
+
+def _single(model: nn.Module, x: torch.Tensor, method: str) -> Results:
+    # The prediction is the target: a gradient-free forward first, then one Captum call.
+    with torch.no_grad():
+        pred = model(x).argmax(dim=1)
+    if method == "saliency":
+        return {"saliency": Saliency(model).attribute(x, target=pred, abs=True)}
+    cam = LayerGradCam(model, model.get_submodule("block3"))
+    maps = cam.attribute(x, target=pred, relu_attributions=True)
+    return {"grad_cam": LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), "bilinear")[:, 0]}

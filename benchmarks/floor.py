@@ -191,6 +191,8 @@ def run(model: nn.Module, x: torch.Tensor, workload: Workload) -> Results:
         ``[N, 3, 32, 32]`` for ``pred``.
     """
     results: Results = {}
+    if workload.single:
+        return _single(model, x, workload.single)
     if workload.mixed:
         logits, gx, act, ga = gradients_all_classes(model, model.get_submodule("block3"), x)
         results["saliency"] = gx.abs().transpose(0, 1)
@@ -218,3 +220,24 @@ def run(model: nn.Module, x: torch.Tensor, workload: Workload) -> Results:
                 model, x, pred, workload.ig_steps, workload.chunk_rows
             )
     return results
+
+
+def _single(model: nn.Module, x: torch.Tensor, method: str) -> Results:
+    # One forward (capturing block3 for GradCAM) and one backward of the predicted class.
+    captured: list[torch.Tensor] = []
+    layer = model.get_submodule("block3")
+    handle = layer.register_forward_hook(lambda module, args, output: captured.append(output))
+    try:
+        xg = x.detach().requires_grad_(method == "saliency")
+        logits = model(xg)
+    finally:
+        handle.remove()
+    score = logits.gather(1, logits.detach().argmax(dim=1, keepdim=True)).sum()
+    if method == "saliency":
+        (grads,) = torch.autograd.grad(score, xg)
+        return {"saliency": grads.abs()}
+    (act,) = captured
+    (grads,) = torch.autograd.grad(score, act)
+    cam = F.relu((grads.mean(dim=(-2, -1), keepdim=True) * act).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, x.shape[-2:], mode="bilinear", align_corners=False)
+    return {"grad_cam": cam[:, 0]}

@@ -113,6 +113,9 @@ def count_passes(model: nn.Module) -> Iterator[PassCounts]:
             if getattr(module, name, None) is fn:
                 patches.append((module, name, fn, wrapped[name]))
 
+    # ialgebra's memo keys include the user's hooks; this counter is the harness's, not
+    # the model's, so it carries the mark of the library's own hooks and keeps the keys.
+    pre_hook._ialgebra_hook = True  # type: ignore[attr-defined]
     handle = model.register_forward_pre_hook(pre_hook, with_kwargs=True)
     try:
         for owner, name, _, replacement in patches:

@@ -13,6 +13,10 @@ from .workloads import Workload
 
 
 def _expressions(ia: Any, query: Any, workload: Workload) -> dict[str, Any]:
+    if workload.single == "saliency":
+        return {"saliency": query.saliency("pred")}
+    if workload.single == "grad_cam":
+        return {"grad_cam": query.layer("block3").grad_cam("pred")}
     exprs: dict[str, Any] = {}
     if workload.mixed:
         exprs["saliency"] = query.saliency("all")
@@ -30,7 +34,8 @@ def prepare(
 
     The model is wrapped once, outside the timed call (a user wraps it once per session);
     each call builds the query and expressions, then computes them in a fresh
-    ``ia.Session`` so no repetition reads another's memo.
+    ``ia.Session`` so no repetition reads another's memo. A ``memo`` workload computes
+    them once here, and each call asks the same session again: a memo hit.
 
     Parameters
     ----------
@@ -57,10 +62,15 @@ def prepare(
             return contextlib.nullcontext()
         return ia.set_options(memory_budget=workload.memory_budget)
 
+    warm = ia.Session() if workload.memo else None
+
     def run() -> dict[str, Any]:
         exprs = _expressions(ia, wrapped.on(x), workload)
         with budget():
-            return ia.compute(exprs, session=ia.Session())
+            return ia.compute(exprs, session=ia.Session() if warm is None else warm)
+
+    if warm is not None:
+        run()
 
     def explain() -> str:
         with budget():

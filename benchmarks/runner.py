@@ -69,8 +69,8 @@ def run_workload(
         ``speedup_vs_captum`` (captum/ours), ``ours_vs_floor`` (ours/floor),
         ``captum_vs_floor`` and ``ours_peak_over_budget``.
     """
-    model = make_model(device)
-    x = make_images(workload.images, device)
+    model = make_model(device, name=workload.model)
+    x = make_images(workload.images, device, size=workload.image_size)
     impls: dict[str, Callable[[], Any]] = {
         "captum": lambda: captum_runs.run(model, x, workload),
         "floor": lambda: floor.run(model, x, workload),

@@ -83,8 +83,8 @@ def verify(workloads: list[Workload], device: torch.device, log: Callable[[str],
     """
     ok = True
     for workload in workloads:
-        model = make_model(device)
-        x = make_images(workload.images, device)
+        model = make_model(device, name=workload.model)
+        x = make_images(workload.images, device, size=workload.image_size)
         want = {k: as_array(v) for k, v in floor.run(model, x, workload).items()}
         runs: dict[str, Callable[[], dict[str, Any]]] = {
             "captum": partial(captum_runs.run, model, x, workload),

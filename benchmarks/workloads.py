@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .models import NUM_CLASSES
+from .models import MODELS, NUM_CLASSES
 
 GIB = 1 << 30
 
@@ -16,7 +16,9 @@ class Workload:
     ``mixed`` workloads ask for saliency (abs), input-x-gradient and GradCAM on ``block3``
     (ReLU, bilinear upsampling to 32x32) for all classes, plus integrated gradients; the
     others ask for integrated gradients only. ``ig_target`` is ``"top2"`` (the two highest
-    logits of each sample) or ``"pred"``.
+    logits of each sample) or ``"pred"``. A ``single`` workload asks for one method
+    (``"saliency"`` or ``"grad_cam"``) of the prediction and nothing else; with ``memo``,
+    ours asks it again of a session that already holds it (a memo hit).
     """
 
     name: str
@@ -29,6 +31,14 @@ class Workload:
     memory_budget: int | None = None
     # Rows per pass of Captum's IG (its internal_batch_size) and of the floor's chunked loop.
     chunk_rows: int | None = None
+    single: str | None = None
+    memo: bool = False
+    model: str = "cnn3"  # a key of models.MODELS, which also gives the image size
+
+    @property
+    def image_size(self) -> int:
+        """Height and width of the workload's images."""
+        return MODELS[self.model][1]
 
     @property
     def ig_targets(self) -> int:
@@ -38,6 +48,8 @@ class Workload:
     @property
     def attributions(self) -> int:
         """Attribution maps produced: samples x targets, summed over the requests."""
+        if self.single:
+            return self.images
         per_sample = self.ig_targets + (3 * NUM_CLASSES if self.mixed else 0)
         return self.images * per_sample
 
@@ -67,6 +79,35 @@ WORKLOADS: dict[str, Workload] = {
             mixed=False,
             memory_budget=GIB,
             chunk_rows=2048,
+        ),
+        Workload(
+            "single_saliency",
+            "8 images 64x64, 41 MiB CNN: saliency of the prediction, a new query",
+            images=8,
+            ig_steps=0,
+            mixed=False,
+            single="saliency",
+            model="wide41",
+        ),
+        Workload(
+            "single_gradcam",
+            "8 images 64x64, 41 MiB CNN: GradCAM(block3) of the prediction, a new query",
+            images=8,
+            ig_steps=0,
+            mixed=False,
+            single="grad_cam",
+            model="wide41",
+        ),
+        Workload(
+            "memo146",
+            "8 images 64x64, 146 MB CNN: saliency of the prediction asked again (ours: a "
+            "memo hit; Captum and the floor compute it)",
+            images=8,
+            ig_steps=0,
+            mixed=False,
+            single="saliency",
+            memo=True,
+            model="wide146",
         ),
     )
 }

@@ -1,11 +1,58 @@
-"""Forward hooks that capture or replace a layer's output, always removed on exit."""
+"""Forward hooks that capture or replace a layer's output, always removed on exit.
+
+Hooks are registered on the user's module, which other threads may be running at the
+same time; each hook acts only in the computation that registered it (:func:`own_hooks`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import contextvars
+from collections.abc import Callable, Iterator
 
 import torch
+
+# The hook owners active in this thread (each thread starts with an empty context).
+_owners: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "ialgebra_hook_owners", default=frozenset()
+)
+
+
+def tagged(hook: Callable) -> Callable:
+    """Mark a hook as the library's, so model state tokens leave it out (:mod:`.state`).
+
+    Examples
+    --------
+    >>> tagged(lambda *args: None)._ialgebra_hook
+    True
+    """
+    hook._ialgebra_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
+@contextlib.contextmanager
+def own_hooks() -> Iterator[Callable[[], bool]]:
+    """A test, for hooks, that is true only inside this block in this thread.
+
+    A forward pass in another thread calls the same hook objects; they must do nothing
+    there.
+
+    Examples
+    --------
+    >>> import threading
+    >>> seen = []
+    >>> with own_hooks() as mine:
+    ...     seen.append(mine())
+    ...     t = threading.Thread(target=lambda: seen.append(mine())); t.start(); t.join()
+    >>> seen, mine()
+    ([True, False], False)
+    """
+    key = object()
+    token = _owners.set(_owners.get() | {id(key)})
+    try:
+        yield lambda: id(key) in _owners.get()
+    finally:
+        _owners.reset(token)
 
 
 def _check_tensor(name: str, output: object) -> torch.Tensor:
@@ -37,11 +84,15 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
     if names:
         refuse_script(module)
     with contextlib.ExitStack() as stack:
+        mine = stack.enter_context(own_hooks())
         for name in names:
 
+            @tagged
             def hook(
                 _m: torch.nn.Module, _i: object, out: object, name: str = name
-            ) -> torch.Tensor:
+            ) -> torch.Tensor | None:
+                if not mine():  # another thread's forward pass
+                    return None
                 if name in acts:
                     raise ValueError(
                         f"layer {name!r} is called more than once in one forward pass; "
@@ -104,7 +155,10 @@ def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterato
     tensor([[0., 0., 0.]])
     """
 
-    def hook(_m: torch.nn.Module, _i: object, out: object) -> torch.Tensor:
+    @tagged
+    def hook(_m: torch.nn.Module, _i: object, out: object) -> torch.Tensor | None:
+        if not mine():  # another thread's forward pass
+            return None
         if _check_tensor(name, out).shape != value.shape:
             raise ValueError(
                 f"layer {name!r}: replacement of shape {tuple(value.shape)} does not match "
@@ -113,8 +167,9 @@ def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterato
         return value.clone()
 
     refuse_script(module)
-    handle = dict(module.named_modules())[name].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    with own_hooks() as mine:
+        handle = dict(module.named_modules())[name].register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()

@@ -9,6 +9,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from .digest import content_digest
+from .readiness import check_model_ready
+from .state import state_token
+
+__all__ = [
+    "as_baseline",
+    "as_inputs",
+    "as_labels",
+    "as_patch",
+    "check_gradients_available",
+    "check_model_ready",
+    "check_unchanged",
+    "content_token",
+    "fingerprint",
+    "model_dtype",
+    "ordinary",
+    "state_token",
+]
+
 
 def model_dtype(module: torch.nn.Module) -> torch.dtype | None:
     """The floating dtype of the module's first floating parameter or buffer, if any.
@@ -22,6 +41,25 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype | None:
         if t.is_floating_point():
             return t.dtype
     return None
+
+
+def check_gradients_available() -> None:
+    """Refuse to attribute inside ``torch.inference_mode()``, saying how to leave it.
+
+    Examples
+    --------
+    >>> check_gradients_available()
+    >>> with torch.inference_mode():
+    ...     check_gradients_available()
+    Traceback (most recent call last):
+    RuntimeError: attribution needs gradients, and torch.inference_mode() is active here: compute outside the `with torch.inference_mode():` block, or inside `with torch.inference_mode(False):`
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "attribution needs gradients, and torch.inference_mode() is active here: "
+            "compute outside the `with torch.inference_mode():` block, or inside "
+            "`with torch.inference_mode(False):`"
+        )
 
 
 def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -40,6 +78,9 @@ def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     >>> as_inputs(torch.zeros(3))
     Traceback (most recent call last):
     ValueError: inputs: expected a batch [N, ...] with at least 2 dimensions; got shape (3,)
+    >>> as_inputs(torch.zeros(2, 0))
+    Traceback (most recent call last):
+    ValueError: inputs: shape (2, 0) has a feature dimension of size 0; there are no features to attribute
     """
     if isinstance(inputs, np.ndarray):
         floating = inputs.dtype.kind == "f"
@@ -56,6 +97,16 @@ def as_inputs(inputs: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         )
     if inputs.shape[0] == 0:
         raise ValueError("inputs: the batch is empty (N = 0)")
+    if inputs.numel() == 0:
+        raise ValueError(
+            f"inputs: shape {tuple(inputs.shape)} has a feature dimension of size 0; there "
+            "are no features to attribute"
+        )
+    if inputs.device.type == "meta":
+        raise ValueError(
+            "inputs: the tensor is on the meta device, which holds no values; pass a "
+            "tensor with data (on the CPU or the model's device)"
+        )
     if not inputs.is_floating_point():
         raise TypeError(f"inputs: expected a floating-point tensor; got dtype {inputs.dtype}")
     if dtype is not None and inputs.dtype != dtype:
@@ -190,11 +241,13 @@ def ordinary(tensor: torch.Tensor) -> torch.Tensor:
     --------
     >>> with torch.inference_mode():
     ...     t = torch.zeros(2)
-    >>> ordinary(t).is_inference()
-    False
+    ...     inside = ordinary(t).is_inference()
+    >>> ordinary(t).is_inference(), inside
+    (False, False)
     """
     if tensor.is_inference():
-        return tensor.clone()
+        with torch.inference_mode(False):  # a clone made in inference mode is one again
+            return tensor.clone()
     return tensor
 
 
@@ -236,46 +289,24 @@ def check_unchanged(tensor: torch.Tensor, token: str, argument: str) -> None:
 
 
 def fingerprint(tensor: torch.Tensor) -> str:
-    """A token for a tensor: its identity, in-place version, shape, dtype and device.
+    """A token for a tensor: its identity, in-place version, shape, dtype, device and values.
 
-    The node that holds the tensor keeps it alive, so its ``id`` cannot be reused.
+    The node that holds the tensor keeps it alive, so its ``id`` cannot be reused. The
+    checksum of the values (:func:`~algebra.kernels.digest.content_digest`) catches
+    writes that the version counter misses: through ``.data`` or a NumPy view.
 
     Examples
     --------
     >>> t = torch.zeros(2)
     >>> a = fingerprint(t); _ = t.add_(1); a == fingerprint(t)
     False
-    """
-    return f"tensor:{id(tensor)}:{tensor._version}:{tuple(tensor.shape)}:{tensor.dtype}:{tensor.device}"
-
-
-def state_token(module: torch.nn.Module) -> str:
-    """A token of a module's parameters and buffers: identity, storage, version and content.
-
-    Version counters catch in-place updates (optimizer steps, ``load_state_dict``); the
-    content digest catches writes through ``.data``, which bypass the counters (a SHA-1 of
-    the bytes on the CPU; a plain and a position-weighted sum on other devices).
-
-    Examples
-    --------
-    >>> net = torch.nn.Linear(2, 2)
-    >>> before = state_token(net)
-    >>> with torch.no_grad():
-    ...     _ = net.weight.data.mul_(2)
-    >>> before == state_token(net)
+    >>> b = fingerprint(t); t.numpy()[0] = 5; b == fingerprint(t)
     False
     """
-    digest = hashlib.sha1()
-    device_sums = []
-    for t in [*module.parameters(), *module.buffers()]:
-        digest.update(f"{id(t)}:{t.data_ptr()}:{t._version}:{tuple(t.shape)}|".encode())
-        data = t.detach()
-        if data.device.type == "cpu":
-            digest.update(memoryview(data.contiguous().reshape(-1).view(torch.uint8).numpy()))
-        elif data.numel():
-            flat = data.reshape(-1).to(torch.float64)
-            weights = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64)
-            device_sums += [flat.sum(), (flat * weights).sum()]
-    if device_sums:
-        digest.update(repr(torch.stack(device_sums).tolist()).encode())
-    return digest.hexdigest()
+    try:
+        version = tensor._version
+    except RuntimeError:  # inference tensors have no version counter
+        version = -1
+    digest = content_digest([tensor])
+    shape = tuple(tensor.shape)
+    return f"tensor:{id(tensor)}:{version}:{shape}:{tensor.dtype}:{tensor.device}:{digest}"

@@ -9,23 +9,31 @@ device.
 from __future__ import annotations
 
 import contextlib
-import weakref
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
+from .backward import backward, compilable, compiled_backward
 from .capture import captured, replaced
+from .checks import check_gradients_available, check_model_ready, model_dtype
 from .chunks import path_chunks, sample_chunks
-from .compiled import fused_step
-from .gradients import target_gradients
-from .guard import device_of, guarded
-from .memory import profiling
+from .guard import device_of, guarded, user_stacklevel
+from .memory import profiling, resident_bytes, results_bytes, row_bytes, warn_over_budget
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
-from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
-from .targets import class_rows, pack
+from .sizing import (
+    budget_of,
+    classes_of,
+    point_bytes,
+    profile_of,
+    rows_per_chunk,
+    target_estimate,
+    wrt_bytes,
+)
+from .targets import class_rows
 from .windows import inside, path_start
 
 
@@ -57,6 +65,8 @@ class _State:
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     acts: dict[str, torch.Tensor] = field(default_factory=dict)
     baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    warned: bool = False
+    nan_warned: bool = False
 
 
 def execute(job: Job) -> JobResult:
@@ -73,24 +83,49 @@ def execute(job: Job) -> JobResult:
     True
     """
     module = job.module
+    _check_runnable(job)
     device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
     cfg = job.config
     state = _State(x, labels, budget_of(job, device))
-    with guarded(module), _precision(cfg, device):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(guarded(module))
+        if job.reference is not None and job.reference is not module:
+            stack.enter_context(guarded(job.reference))  # a training-mode forward changes it
+        stack.enter_context(_precision(cfg, device))
         if job.reference is not None:
             state.logits = _reference_logits(job, state)
         for group in job.groups:
             if group.points.kind == "inputs":
                 _run_inputs(module, job, group, state)
             elif group.points.kind == "baseline":
+                _check_budget(job, group, state)
                 _run_baseline(module, job, group, state)
             else:
+                _check_budget(job, group, state)
                 _run_path(module, job, group, state)
     assert state.logits is not None
     tasks = {out.key: _assemble(out, job, state) for out in job.results}
     return JobResult(state.logits, tasks)
+
+
+def _check_runnable(job: Job) -> None:
+    """Clear errors for what autograd or the model would otherwise report obscurely."""
+    check_gradients_available()
+    for module in (job.module, job.reference):
+        if isinstance(module, torch.nn.Module):
+            check_model_ready(module)
+    dtype = model_dtype(job.module)
+    x = job.inputs
+    if x.device.type == "meta":
+        raise ValueError("inputs: the tensor is on the meta device, which holds no values")
+    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+        raise TypeError(
+            f"model: its parameters are {dtype} but the query's inputs are {x.dtype}: the "
+            "model was converted after the query was built; build the query again with "
+            "model.on(inputs) (inputs in the model's dtype)"
+        )
 
 
 @contextlib.contextmanager
@@ -130,41 +165,89 @@ def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _check_budget(job: Job, group: Group, state: _State) -> None:
+    """Warn (once per job) when not even one row of ``group``, or the results, fit."""
+    if state.budget is None or state.warned:
+        return
+    x = state.x
+    profile = profile_of(job, x)
+    classes = classes_of(job, x, state.logits)
+    kind = group.points.kind
+    wrt = wrt_bytes(group, profile, x)
+    targets = target_estimate(group, classes) if group.grad else 0
+    # One row, one target per backward, and the buffer gathering every target's gradient.
+    one_row = row_bytes(profile, point_bytes(x), wrt, 1, group.grad) + (targets > 1) * targets * wrt
+    state.warned = warn_over_budget(
+        "the inputs pass" if kind == "inputs" else f"the {kind} pass",
+        state.budget,
+        resident_bytes(job, profile, x, classes),
+        one_row,
+        results_bytes(job, profile, x, classes),
+    )
+
+
 def _per_chunk(job: Job, group: Group, state: _State, rows: int) -> int:
     classes = classes_of(job, state.x, state.logits)
     return rows_per_chunk(job, group, state.x, state.budget, classes, rows)
 
 
 def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
-    x, n = state.x, state.x.shape[0]
+    n = state.x.shape[0]
     first = state.logits is None
     capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w)]))
     input_grad = None in group.wrt
     n0 = 0
     while n0 < n:
         n1 = min(n, n0 + _per_chunk(job, group, state, n))
-        xc = x[n0:n1].detach().requires_grad_(input_grad)
-        with (
-            torch.set_grad_enabled(group.grad),
-            captured(module, capture) as acts,
-            profiling(module, xc),
-        ):
-            out = _forward(module, xc)
-        if first:
-            _keep_logits(job, state, out.detach(), n0, n)
-        for layer in group.capture:
-            _write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
-        if group.grad:
-            rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
-            wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
-            grads = _backward(group, out, wrts, rows, job, state)
-            for key, g in grads.items():
-                _write(state.grads, key, g, slice(n0, n1), n, dim=1)
-        del out, acts
+        # A function per chunk: its tensors are freed before the next chunk starts.
+        _inputs_chunk(module, job, group, state, (n0, n1), capture, first, input_grad)
+        if n0 == 0:  # the first chunk measured the model: now the estimate is sound
+            _check_budget(job, group, state)
         n0 = n1
 
 
+def _inputs_chunk(
+    module: torch.nn.Module,
+    job: Job,
+    group: Group,
+    state: _State,
+    span: tuple[int, int],
+    capture: tuple[str, ...],
+    first: bool,
+    input_grad: bool,
+) -> None:
+    (n0, n1), n = span, state.x.shape[0]
+    xc = state.x[n0:n1].detach().requires_grad_(input_grad)
+    with (
+        torch.set_grad_enabled(group.grad),
+        captured(module, capture) as acts,
+        profiling(module, xc),
+    ):
+        out = _forward(module, xc)
+    if first:
+        _keep_logits(job, state, out.detach(), n0, n)
+    for layer in group.capture:
+        _write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
+    if group.grad:
+        rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
+        wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
+        grads = backward(group, out, wrts, rows, job, state.x, state.budget)
+        for key, g in grads.items():
+            _write(state.grads, key, g, slice(n0, n1), n, dim=1)
+
+
 def _keep_logits(job: Job, state: _State, logits: torch.Tensor, n0: int, n: int) -> None:
+    if not state.nan_warned and logits.is_floating_point():
+        bad = int((~torch.isfinite(logits)).sum())
+        if bad:
+            state.nan_warned = True
+            warnings.warn(
+                f"model: {bad} of its outputs at the inputs are NaN or infinite; the "
+                "predicted class (argmax) and the attributions of those samples are "
+                "meaningless",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
     if n0 == 0:
         if job.outputs is not None and logits.shape[1] != job.outputs:
             raise ValueError(
@@ -206,96 +289,11 @@ def _write(
     store[key][index] = value
 
 
-def _backward(
-    group: Group,
-    outputs: torch.Tensor,
-    wrts: dict[str | None, torch.Tensor],
-    rows: dict[str, torch.Tensor | None],
-    job: Job,
-    state: _State,
-) -> dict[str, torch.Tensor]:
-    """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``."""
-    grads: dict[str, torch.Tensor] = {}
-    classed = [r for r in group.requests if rows[r.key] is not None]
-    callables = [r for r in group.requests if rows[r.key] is None]
-    # Every backward but the last keeps the graph; the last frees activations as it goes.
-    if classed and not group.fuse_targets:
-        for i, req in enumerate(classed):
-            more = bool(callables) or i < len(classed) - 1
-            (grads[req.key],) = target_gradients(
-                outputs, (wrts[req.wrt],), rows[req.key], req.target, more, batched=False
-            )
-    elif classed:
-        fused = _fused_backward(group, classed, outputs, wrts, rows, bool(callables), job, state)
-        grads.update(fused)
-    for i, req in enumerate(callables):  # callable targets: one backward each
-        (grads[req.key],) = target_gradients(
-            outputs, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
-        )
-    return grads
-
-
-def _fused_backward(
-    group: Group,
-    classed: list[Request],
-    outputs: torch.Tensor,
-    wrts: dict[str | None, torch.Tensor],
-    rows: dict[str, torch.Tensor | None],
-    more: bool,
-    job: Job,
-    state: _State,
-) -> dict[str, torch.Tensor]:
-    """One batched backward over the union of the requests' classes and all their layers."""
-    packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
-    per_chunk = targets_per_backward(
-        job, group, state.x, state.budget, len(packed), outputs.shape[0]
-    )
-    starts = range(0, len(packed), per_chunk)
-    status: dict[str, bool] = {}
-    parts = []
-    for t in starts:
-        keep = more or t != starts[-1]
-        parts.append(
-            target_gradients(
-                outputs,
-                tuple(wrts.values()),
-                packed[t : t + per_chunk],
-                classed[0].target,
-                keep,
-                trusted=_batching_works.get(job.module, False),
-                status=status,
-            )
-        )
-        if status.get("batched"):
-            _batching_works[job.module] = True
-    order = list(wrts)
-    fused = [torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts, strict=True)]
-    return {
-        req.key: _gather(fused[order.index(req.wrt)], slot)
-        for req, slot in zip(classed, slots, strict=True)
-    }
-
-
-# Models on which the batched (vmapped) backward is known to work.
-_batching_works: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
-
-
-def _gather(grads: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-    """Pick ``grads[slot[t, b], b]`` for each request row ``t`` and batch row ``b``."""
-    if len(slot) == len(grads) and bool(
-        (slot == torch.arange(len(grads), device=slot.device)[:, None]).all()
-    ):
-        return grads
-    index = slot.reshape(*slot.shape, *([1] * (grads.ndim - 2))).expand(
-        *slot.shape, *grads.shape[2:]
-    )
-    return grads.gather(0, index)
-
-
 def _baseline_input(path_baseline: object, x: torch.Tensor) -> torch.Tensor:
+    """The baseline broadcast to ``x``'s shape, as a view (no copy of ``x``'s size)."""
     if isinstance(path_baseline, torch.Tensor):
         return path_baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
-    return torch.full_like(x, float(path_baseline))  # type: ignore[arg-type]
+    return x.new_full((1,) * x.ndim, float(path_baseline)).expand_as(x)  # type: ignore[arg-type]
 
 
 def _run_baseline(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
@@ -305,7 +303,7 @@ def _run_baseline(module: torch.nn.Module, job: Job, group: Group, state: _State
     base = path.baseline
     # A scalar (or batch-1) baseline is the same point for every sample: evaluate it once.
     shared = not isinstance(base, torch.Tensor) or base.ndim < x.ndim or base.shape[0] == 1
-    points = _baseline_input(base, x[:1] if shared else x)
+    points = _baseline_input(base, x[:1] if shared else x).contiguous()  # models may view()
     for n0, n1 in sample_chunks(len(points), _per_chunk(job, group, state, len(points))):
         with torch.no_grad(), captured(module, group.capture) as acts:
             _forward(module, points[n0:n1])
@@ -327,33 +325,51 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
     w = torch.tensor(weights, dtype=x.dtype, device=x.device)
     per_chunk = _per_chunk(job, group, state, n * path.steps)
     for (s0, s1), (n0, n1) in path_chunks(path.steps, n, per_chunk):
-        start, end = start_all[n0:n1], end_all[n0:n1]
-        points = path_points(start, end, alphas[s0:s1]).requires_grad_(True)
-        k = s1 - s0
-        rows = {}
-        for r in group.requests:
-            sample_rows = _rows(r, state, n0, n1)
-            rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
-        with torch.enable_grad():
-            if layer is None and _compilable(job, group, rows):
-                assert state.logits is not None
-                grads = _compiled_backward(module, group, points, rows, state.logits.shape[1])
-                out = None
+        # A function per chunk: its tensors are freed before the next chunk starts.
+        chunk = ((s0, s1), (n0, n1))
+        _path_chunk(module, job, group, state, chunk, (start_all, end_all), alphas, w)
+
+
+def _path_chunk(
+    module: torch.nn.Module,
+    job: Job,
+    group: Group,
+    state: _State,
+    chunk: tuple[tuple[int, int], tuple[int, int]],
+    ends: tuple[torch.Tensor, torch.Tensor],
+    alphas: list[float],
+    w: torch.Tensor,
+) -> None:
+    (s0, s1), (n0, n1) = chunk
+    x, n, layer = state.x, state.x.shape[0], group.points.layer
+    start, end = ends[0][n0:n1], ends[1][n0:n1]
+    points = path_points(start, end, alphas[s0:s1]).requires_grad_(True)
+    k = s1 - s0
+    rows = {}
+    for r in group.requests:
+        sample_rows = _rows(r, state, n0, n1)
+        rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
+    with torch.enable_grad():
+        if layer is None and compilable(job, group, rows):
+            assert state.logits is not None
+            grads = compiled_backward(module, group, points, rows, state.logits.shape[1])
+        else:
+            if layer is None:
+                out = _forward(module, points)
             else:
-                if layer is None:
-                    out = _forward(module, points)
-                else:
-                    repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
-                    with replaced(module, layer, points):
-                        out = _forward(module, repeated)
-                grads = _backward(group, out, {layer: points}, rows, job, state)
-        del out, points
-        for key, g in grads.items():
-            summed = integrate(g, w[s0:s1])
-            if key in state.grads:
-                state.grads[key][:, n0:n1] += summed
-            else:
-                _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
+                repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
+                with replaced(module, layer, points):
+                    out = _forward(module, repeated)
+            grads = backward(group, out, {layer: points}, rows, job, state.x, state.budget)
+            del out
+    del points
+    for key in list(grads):
+        summed = integrate(grads.pop(key), w[s0:s1])
+        if key in state.grads:
+            state.grads[key][:, n0:n1] += summed
+        else:
+            _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
+        del summed
 
 
 def _path_ends(
@@ -366,24 +382,6 @@ def _path_ends(
         start, end = state.baselines[(path.baseline_key, layer)], state.acts[layer]
     what = "the inputs" if layer is None else f"layer {layer!r}"
     return path_start(start, end, path.window, what), end
-
-
-def _compilable(job: Job, group: Group, rows: dict[str, torch.Tensor | None]) -> bool:
-    return job.config.compile and group.fuse_targets and all(r is not None for r in rows.values())
-
-
-def _compiled_backward(
-    module: torch.nn.Module,
-    group: Group,
-    points: torch.Tensor,
-    rows: dict[str, torch.Tensor | None],
-    classes: int,
-) -> dict[str, torch.Tensor]:
-    """The whole fused step (forward and batched backward) through ``torch.compile``."""
-    packed, slots = pack(list(rows.values()), classes)  # type: ignore[arg-type]
-    one_hot = torch.nn.functional.one_hot(packed, classes).to(points.dtype)
-    _, grads = fused_step(module)(points.detach(), one_hot)
-    return {r.key: _gather(grads, slot) for r, slot in zip(group.requests, slots, strict=True)}
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:

@@ -8,6 +8,51 @@ from .plan import TargetSpec
 from .targets import scalar_outputs
 
 
+def check_differentiable(outputs: torch.Tensor, wrts: dict[str | None, torch.Tensor]) -> None:
+    """Name the cause when the model's ``outputs`` cannot be differentiated w.r.t. ``wrts``.
+
+    ``wrts`` maps ``None`` (the input) or a layer name to the tensor differentiated.
+    Raises ``ValueError`` (``TypeError`` for integer outputs) instead of autograd's
+    "element 0 of tensors does not require grad".
+
+    Examples
+    --------
+    >>> x = torch.ones(2, 3, requires_grad=True)
+    >>> check_differentiable(x * 2, {None: x})
+    >>> check_differentiable((x * 2).detach(), {None: x})
+    Traceback (most recent call last):
+    ValueError: model: its outputs do not depend differentiably on its input: the forward cuts the gradient (torch.no_grad(), .detach(), argmax or integer operations on the way to the outputs); attribution needs gradients through the forward pass
+    """
+    if not (outputs.is_floating_point() or outputs.is_complex()):
+        raise TypeError(
+            f"model: returns outputs of dtype {outputs.dtype}; attribution differentiates the "
+            "outputs, so they must be floating point (return the logits, not classes or "
+            "rounded scores)"
+        )
+    if outputs.requires_grad:
+        return
+    off = [name for name, t in wrts.items() if name is not None and not t.requires_grad]
+    if off:
+        raise ValueError(
+            f"layer {off[0]!r} ran with gradients disabled: the model's forward runs it under "
+            "torch.no_grad() (or inference mode); attribution needs gradients through the "
+            "forward pass"
+        )
+    what = " and ".join("its input" if w is None else f"layer {w!r}" for w in wrts)
+    layers = [w for w in wrts if w is not None]
+    reach = (
+        f"{'layer ' + repr(layers[0]) if len(layers) == 1 else 'the layers'} may not reach "
+        "the outputs (a side branch), or "
+        if layers
+        else ""
+    )
+    raise ValueError(
+        f"model: its outputs do not depend differentiably on {what}: {reach}the forward "
+        "cuts the gradient (torch.no_grad(), .detach(), argmax or integer operations on "
+        "the way to the outputs); attribution needs gradients through the forward pass"
+    )
+
+
 def target_gradients(
     outputs: torch.Tensor,
     wrt: tuple[torch.Tensor, ...],

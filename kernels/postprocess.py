@@ -35,8 +35,12 @@ def grad_cam(
             f"grad_cam: layer {layer!r} outputs shape {list(acts.shape)}; GradCAM needs a "
             "layer with channels and a spatial grid, [N, C, H, W] (or [N, C, L])"
         )
-    weights = grads.mean(dim=tuple(range(3, grads.ndim)), keepdim=True)
-    cam = (weights * acts).sum(dim=2)
+    weights = grads.mean(dim=tuple(range(3, grads.ndim)))  # [T, N, C]
+    # sum_c weights[t, n, c] * acts[n, c, ...] as one batched product over samples: no
+    # [T, N, C, ...] temporary (T copies of the activations) as a broadcast product makes.
+    grid = acts.shape[2:]
+    cam = torch.bmm(weights.transpose(0, 1), acts.flatten(2)).transpose(0, 1)
+    cam = cam.reshape(*weights.shape[:2], *grid)
     if relu:
         cam = torch.relu(cam)
     cam = inside(cam, window, f"layer {layer!r}")

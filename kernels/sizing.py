@@ -18,6 +18,7 @@ from .memory import (
     guessed_profile,
     known_profile,
     row_bytes,
+    spare_budget,
 )
 from .plan import Group, Job, Passes
 
@@ -156,7 +157,7 @@ def rows_per_chunk(
         target_estimate(group, classes),
         group.grad,
     )
-    return chunk_rows(rows, per_row, budget)
+    return chunk_rows(rows, per_row, spare_budget(job, profile, x, budget, classes))
 
 
 def targets_per_backward(
@@ -172,8 +173,9 @@ def targets_per_backward(
     2
     """
     profile = profile_of(job, x)
+    spare = spare_budget(job, profile, x, budget, classes_of(job, x))
     return chunk_targets(
-        targets, rows, profile, point_bytes(x), wrt_bytes(group, profile, x), budget
+        targets, rows, profile, point_bytes(x), wrt_bytes(group, profile, x), spare
     )
 
 

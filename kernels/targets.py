@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .plan import TargetSpec
@@ -52,11 +54,25 @@ def class_rows(
         rows = logits.topk(value, dim=1).indices.T
     elif kind == "all":
         rows = torch.arange(c, device=device)[:, None].expand(c, n)
-    elif kind == "index":
+    if kind in ("index", "per_sample", "classes"):
+        # Checked as Python integers: a huge one would overflow the tensor it goes into.
+        values = [int(value)] if kind == "index" else [int(v) for v in value]  # type: ignore[union-attr, arg-type]
+        bad = next((v for v in values if not 0 <= v < c), None)
+        if bad is not None:
+            shown = (
+                str(bad)
+                if abs(bad) < 10**12
+                else f"{'-' if bad < 0 else ''}about 10^{int(abs(bad).bit_length() * 0.30103)}"
+            )
+            raise ValueError(
+                f"target: class {shown} is out of range for a model with {c} outputs "
+                f"(expected 0..{c - 1})"
+            )
+    if kind == "index":
         rows = torch.full((1, n), int(value), device=device)  # type: ignore[arg-type]
     elif kind == "per_sample":
         rows = torch.tensor(value, device=device)[None][:, samples or slice(None)]
-    else:  # classes
+    elif kind == "classes":
         rows = torch.tensor(value, device=device)[:, None].expand(-1, n)
     if rows.numel() and (int(rows.max()) >= c or int(rows.min()) < 0):
         bad = int(rows.max()) if int(rows.max()) >= c else int(rows.min())
@@ -74,13 +90,35 @@ def scalar_outputs(target: TargetSpec, outputs: torch.Tensor) -> torch.Tensor:
     >>> scalar_outputs(TargetSpec("fn", lambda o: o.sum(1)), torch.ones(3, 2))
     tensor([2., 2., 2.])
     """
-    assert callable(target.value)
-    scores = target.value(outputs)
+    fn = target.value
+    assert callable(fn)
+    try:
+        inspect.signature(fn).bind(outputs)
+    except TypeError:
+        raise TypeError(
+            f"target: a callable target is called with the model's outputs [N, classes] and "
+            f"returns one score per sample; {getattr(fn, '__name__', 'it')}"
+            f"{inspect.signature(fn)} cannot take that one argument"
+        ) from None
+    except ValueError:  # a builtin without a signature: just call it
+        pass
+    scores = fn(outputs)
     if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (outputs.shape[0],):
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         raise ValueError(
             f"target: a callable target must return one scalar per sample, a tensor of shape "
             f"({outputs.shape[0]},); it returned {shape}"
+        )
+    if not (scores.is_floating_point() or scores.is_complex()):
+        raise TypeError(
+            f"target: a callable target must return floating-point scores (e.g. "
+            f"outputs[:, 3] or outputs.softmax(1)[:, 3]); it returned dtype {scores.dtype}, "
+            "which has no gradient (argmax, rounding or integer casts)"
+        )
+    if outputs.requires_grad and not scores.requires_grad:
+        raise ValueError(
+            "target: the callable target's scores do not depend differentiably on the "
+            "model's outputs (.detach(), torch.no_grad() or a non-differentiable operation)"
         )
     return scores
 

@@ -1,9 +1,16 @@
 """Load a model and a batch of tensors from files, for the command line.
 
-Model files are opened without running code from them where the format allows it:
-TorchScript and ``torch.export`` archives hold a graph, not Python code. A module saved
-with ``torch.save(module, path)`` is a pickle, and unpickling it runs whatever code the
-file names, so it loads only when the caller trusts the file (``trust_pickle=True``).
+No file runs code from itself unless the caller trusts it (``trust_pickle=True``):
+
+- TorchScript (``torch.jit.load``): its pickles are read by TorchScript's own unpickler,
+  which builds TorchScript values only and resolves no Python names; the file's
+  TorchScript code is compiled and runs on TorchScript's interpreter (torch operators).
+- ``torch.export`` archives: ``torch.export.load`` can unpickle weights and constants,
+  evaluate text as Python and call any function the graph names, so the archive is
+  inspected first (:mod:`algebra.cli.archive`) and refused when it would.
+- A module saved with ``torch.save(module, path)`` is a pickle: unpickling it runs
+  whatever code the file names, so it loads only when trusted.
+
 Tensor files load with ``weights_only=True`` (``.pt``) or ``allow_pickle=False``
 (``.npy``, ``.npz``), which never run code.
 """
@@ -22,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .archive import archive_risks, foreign_calls
+
 __all__ = ["load_model", "load_tensor"]
 
 _INPUT_KEYS = ("inputs", "x")
@@ -36,13 +45,14 @@ def load_model(path: str | os.PathLike[str], trust_pickle: bool = False) -> torc
     """Load a ``torch.nn.Module`` from a TorchScript, ``torch.export`` or pickle file.
 
     - TorchScript (``torch.jit.save``): loaded with ``torch.jit.load`` on the CPU.
-    - ``torch.export`` archive (``torch.export.save``, usually ``.pt2``): loaded with
-      ``torch.export.load`` and unflattened (``torch.export.unflatten``) so that its
+    - ``torch.export`` archive (``torch.export.save``, usually ``.pt2``): inspected, then
+      loaded with ``torch.export.load`` and unflattened (``torch.export.unflatten``) so that its
       submodules keep their names for layer queries and it accepts ``eval()``, which the
       module returned by ``ExportedProgram.module()`` refuses. Its graph fixed the
       train/eval behaviour at export time, so it is returned in eval mode.
     - a pickled module (``torch.save(module, path)``): unpickling runs code named in the
-      file, so it loads only with ``trust_pickle=True``.
+      file, so it loads only with ``trust_pickle=True``; so does an archive that would
+      unpickle data or run code (see :func:`algebra.cli.archive.archive_risks`).
 
     The other formats come back in the mode they were saved in.
 
@@ -51,8 +61,9 @@ def load_model(path: str | os.PathLike[str], trust_pickle: bool = False) -> torc
     path
         The model file.
     trust_pickle
-        Allow unpickling a module saved with ``torch.save(module, path)``. Only for files
-        from a trusted source.
+        Allow unpickling a module saved with ``torch.save(module, path)``, and loading a
+        ``torch.export`` archive that unpickles or runs code. Only for files from a
+        trusted source.
 
     Returns
     -------
@@ -64,8 +75,8 @@ def load_model(path: str | os.PathLike[str], trust_pickle: bool = False) -> torc
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is a pickle and ``trust_pickle`` is false, holds only weights (a
-        state_dict), or is not a model file.
+        If the file is a pickle (or an archive that would run code) and ``trust_pickle``
+        is false, holds only weights (a state_dict), or is not a model file.
 
     Examples
     --------
@@ -91,7 +102,7 @@ def load_model(path: str | os.PathLike[str], trust_pickle: bool = False) -> torc
     if any(n.endswith("/constants.pkl") for n in names):
         return _torchscript(path)
     if any(n.endswith("/archive_format") for n in names):
-        return _exported(path)
+        return _exported(path, trust_pickle)
     obj = _unpickle_model(path, trust_pickle)
     if isinstance(obj, torch.nn.Module):
         return obj
@@ -203,19 +214,39 @@ def _torchscript(path: Path) -> torch.nn.Module:
         raise ValueError(f"cannot load TorchScript model {str(path)!r}: {_reason(e)}") from e
 
 
-def _exported(path: Path) -> torch.nn.Module:
+def _exported(path: Path, trust_pickle: bool) -> torch.nn.Module:
+    refuse = (
+        f"model file {str(path)!r} is a torch.export archive that runs code from the file "
+        "when loaded ({}). Pass --trust-pickle (trust_pickle=True) only if you trust its "
+        "source, or export the model again with plain tensor weights"
+    )
+    try:
+        risks = [] if trust_pickle else archive_risks(path)
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ValueError(f"cannot load torch.export archive {str(path)!r}: {_reason(e)}") from e
+    if risks:
+        raise ValueError(refuse.format(_listed(risks)))
     try:
         with warnings.catch_warnings():
             # torch's own deprecation notices while deserializing concern torch, not the user
             warnings.simplefilter("ignore", FutureWarning)
             with path.open("rb") as f:  # a file object: torch.export.load wants a .pt2 name
                 program = torch.export.load(f)
+            calls = [] if trust_pickle else foreign_calls(program)
+            if calls:  # checked before unflatten generates and compiles the graph's code
+                raise _Refused(refuse.format("its graph calls " + _listed(calls)))
             module = torch.export.unflatten(program)
+    except _Refused as e:
+        raise ValueError(str(e)) from None
     except Exception as e:
         raise ValueError(f"cannot load torch.export archive {str(path)!r}: {_reason(e)}") from e
     # The exported graph fixed the train/eval behaviour at export time; eval() only sets
     # the flags, so the library does not warn about a training-mode model.
     return module.eval()
+
+
+class _Refused(Exception):
+    """An archive refused after loading, kept apart from torch's own errors."""
 
 
 def _unpickle_model(path: Path, trust_pickle: bool) -> Any:

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import re
@@ -46,8 +47,17 @@ from .syntax import (
     quote,
 )
 
-#: Deepest nesting of sub-queries and predicates (``not``, ``and``, ``or`` levels) accepted.
+#: Longest query accepted, in characters: a query is refused at once beyond it, before
+#: the parser runs (which takes a few seconds on a megabyte of text).
+MAX_LENGTH = 100_000
+#: Deepest nesting accepted: sub-queries (``join``), ``not`` and conditions combined with
+#: ``and``/``or`` inside others. A flat chain ``a or b or c`` is one level.
 MAX_DEPTH = 200
+#: Deepest syntax tree accepted. ``and``/``or`` nodes are binary, so a chain of ``k``
+#: terms is ``k - 1`` tree levels, and printing, comparing and walking trees recurse once
+#: per level: together with the nesting above, the terms of and/or chains along one
+#: branch are bounded by this.
+MAX_TREE_DEPTH = 200
 
 _KEYWORD_TERMINALS = "\n".join(
     # Priority 2 beats NAME where both may come; the lookahead keeps `selection` a name.
@@ -180,11 +190,21 @@ def parse_query(text: str) -> Select:
     """
     if not isinstance(text, str):
         raise TypeError(f"text: expected the query as a str; got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        line = text.count("\n", 0, MAX_LENGTH) + 1
+        column = MAX_LENGTH - (text.rfind("\n", 0, MAX_LENGTH) + 1) + 1
+        raise QuerySyntaxError.at(
+            text,
+            line,
+            column,
+            f"the query is {len(text)} characters long; at most {MAX_LENGTH} are accepted",
+            " For many values, compare a column with a list: id in (0, 1, ...)",
+        )
     if _EMPTY.fullmatch(text):
         raise QuerySyntaxError.at(text, 1, 1, "empty query; expected 'select'")
+    token = _depths.set({})  # the depths of this parse's nodes, checked as they are built
     try:
         query = _parser().parse(text)
-        _check_depth(query)
     except _Problem as problem:
         raise QuerySyntaxError.at(
             text, problem.line, problem.column, problem.reason, problem.hint
@@ -193,6 +213,8 @@ def parse_query(text: str) -> Select:
         raise _syntax_error(text, error) from None
     except RecursionError:
         raise QuerySyntaxError.at(text, 1, 1, "nested too deeply") from None
+    finally:
+        _depths.reset(token)
     return query
 
 
@@ -212,6 +234,52 @@ class _Problem(Exception):
 
 def _fail(reason: str, at: Token | Window | Column | Name, hint: str = "") -> NoReturn:
     raise _Problem(reason, at.line or 1, at.column or 1, hint)
+
+
+# (nesting, tree depth) of each node built in the current parse, by id: nodes are alive
+# while the parse runs, so ids are not reused. Per context, so parses in threads are apart.
+_depths: contextvars.ContextVar[dict[int, tuple[int, int]]] = contextvars.ContextVar("query_depths")
+
+
+def _depth(node: Any) -> tuple[int, int]:
+    if isinstance(node, _Conjunction):
+        node = node.predicate
+    return _depths.get().get(id(node), (0, 0))
+
+
+def _record(node: Any, nest: int, tree: int, at: Any, chain: int = 0) -> Any:
+    """Keep ``node``'s depths; refuse it, pointing at ``at``, beyond the limits."""
+    if nest > MAX_DEPTH:
+        _fail(f"nested too deeply (more than {MAX_DEPTH} levels)", at)
+    if tree > MAX_TREE_DEPTH:
+        terms = (
+            f"a chain of {chain} terms joined by and/or makes"
+            if chain
+            else "the and/or chains within make"
+        )
+        _fail(
+            f"too many conditions: {terms} the condition more than {MAX_TREE_DEPTH} levels deep",
+            at,
+            " For many values, compare a column with a list: id in (0, 1, ...)",
+        )
+    _depths.get()[id(node)] = (nest, tree)
+    return node
+
+
+def _chain(terms: list[Any], build: Any, tokens: list[Token]) -> Any:
+    """``terms`` joined left to right by ``build`` (And or Or), with their depths checked."""
+    result = terms[0]
+    for term in terms[1:]:
+        result = build(result, term)
+    if len(terms) == 1:
+        return result
+    depths = [_depth(t) for t in terms]
+    nest = 1 + max(n for n, _ in depths)
+    # Left-deep: the first term sits len - 1 levels down, term i (i >= 1) len - i levels.
+    tree = max(t + len(terms) - max(i, 1) for i, (_, t) in enumerate(depths))
+    # Point at the operator past the limit (the last one when nesting adds the depth).
+    limit = tokens[min(MAX_TREE_DEPTH, len(tokens) - 1)] if tokens else terms[0]
+    return _record(result, nest, tree, limit, len(terms))
 
 
 @dataclass(frozen=True)
@@ -303,7 +371,8 @@ class _Build(Transformer):
         windows, predicate = (), None
         if "where" in single:
             windows, predicate = single["where"].value
-        return Select(
+        inner = [_depth(j.query) for j in joins] + [_depth(predicate)]
+        built = Select(
             layer=layer,
             model=_name(model),
             inputs=_name(inputs),
@@ -315,6 +384,8 @@ class _Build(Transformer):
             line=select.line or 0,
             column=select.column or 0,
         )
+        nest = 1 + max(n for n, _ in inner)
+        return _record(built, nest, 1 + max(t for _, t in inner), select)
 
     def join(self, children: list[Any]) -> Join:
         *keywords, query = children
@@ -369,14 +440,11 @@ class _Build(Transformer):
 
     def or_expr(self, children: list[Any]) -> Predicate:
         operands = [_no_window(c) for c in children if not isinstance(c, Token)]
-        result = operands[0]
-        for operand in operands[1:]:
-            result = Or(result, operand)
-        return result
+        return _chain(operands, Or, [c for c in children if isinstance(c, Token)])
 
     def and_expr(self, children: list[Any]) -> Predicate | _Conjunction:
         windows: list[Window] = []
-        result: Predicate | None = None
+        terms: list[Predicate] = []
         for child in children:
             if isinstance(child, Token):
                 continue
@@ -384,7 +452,9 @@ class _Build(Transformer):
             term = child.predicate if isinstance(child, _Conjunction) else child
             if term is None or isinstance(term, Window):
                 continue
-            result = term if result is None else And(result, term)
+            terms.append(term)
+        tokens = [c for c in children if isinstance(c, Token)]
+        result = _chain(terms, And, tokens) if terms else None
         if windows:
             return _Conjunction(tuple(windows), result)
         assert result is not None  # without windows, every term is a predicate
@@ -393,9 +463,10 @@ class _Build(Transformer):
     def negation(self, children: list[Any]) -> Predicate:
         *nots, operand = children
         result = _no_window(operand)
+        nest, tree = _depth(result)
         for _ in nots:
             result = Not(result)
-        return result
+        return _record(result, nest + len(nots), tree + len(nots), nots[0])
 
     def bare_column(self, children: list[Token]) -> Column:
         column = _column(children[0])
@@ -437,26 +508,6 @@ class _Build(Transformer):
         if token.type in ("TRUE", "FALSE"):
             return token.type == "TRUE"
         return _number(token)
-
-
-def _check_depth(query: Select) -> None:
-    # Printing, comparing and walking trees recurse, so bound the depth here, iteratively.
-    stack: list[tuple[Any, int]] = [(query, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            while not isinstance(node, (Select, Column, Compare)):
-                node = node.operand if isinstance(node, Not) else node.left
-            at = node.column if isinstance(node, Compare) else node
-            _fail(f"nested too deeply (more than {MAX_DEPTH} levels)", at)
-        if isinstance(node, Select):
-            stack += [(j.query, depth + 1) for j in node.joins]
-            if node.predicate is not None:
-                stack.append((node.predicate, depth + 1))
-        elif isinstance(node, Not):
-            stack.append((node.operand, depth + 1))
-        elif isinstance(node, (And, Or)):
-            stack += [(node.left, depth + 1), (node.right, depth + 1)]
 
 
 def _syntax_error(text: str, error: UnexpectedInput) -> QuerySyntaxError:
