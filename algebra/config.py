@@ -74,12 +74,19 @@ class Options:
                 f"precision: expected one of {', '.join(map(repr, PRECISIONS))}; got {value!r}"
             )
         elif name == "identity":
-            method(value)
+            _check_identity(value)
         elif name == "compile" and not isinstance(value, bool):
             raise TypeError(f"compile: expected True or False; got {value!r}")
         elif name == "optimizer" and not isinstance(value, OptimizerOptions):
             raise TypeError("optimizer: set its flags, e.g. ia.options.optimizer.chunk = False")
         object.__setattr__(self, name, value)
+
+
+def _check_identity(value: Any) -> None:
+    try:
+        method(value)
+    except ValueError as error:  # the registry names its argument ``method``
+        raise ValueError("identity" + str(error)[len("method") :]) from None
 
 
 def _check_name(obj: Any, name: str, where: str) -> None:

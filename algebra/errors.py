@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,8 +53,24 @@ def positive_integer(value: Any, argument: str) -> int:
         raise TypeError(f"{argument}: expected an integer >= 1; got {value!r}")
     number = int(value.__index__())
     if number < 1:
-        raise ValueError(f"{argument}: expected an integer >= 1; got {number!r}")
+        raise ValueError(f"{argument}: expected an integer >= 1; got {shown_int(number)}")
     return number
+
+
+def shown_int(number: int) -> str:
+    """An integer as messages show it: its digits, or its size when it has too many.
+
+    ``str()`` of an integer of thousands of digits raises; a size is what the reader needs.
+
+    Examples
+    --------
+    >>> shown_int(42), shown_int(10**5000), shown_int(-(10**30))
+    ('42', 'about 10^5000', 'about -10^30')
+    """
+    if abs(number) < 10**12:
+        return str(number)
+    digits = int(abs(number).bit_length() * math.log10(2))
+    return f"about {'-' if number < 0 else ''}10^{digits}"
 
 
 def unknown_name(argument: str, value: str, choices: Iterable[str]) -> ValueError:

@@ -20,18 +20,15 @@ from .capture import captured, replaced
 from .checks import check_gradients_available, check_model_ready, model_dtype
 from .chunks import path_chunks, sample_chunks
 from .guard import device_of, guarded, user_stacklevel
-from .memory import profiling, resident_bytes, results_bytes, row_bytes, warn_over_budget
+from .memory import profiling, warn_over_budget
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
 from .sizing import (
     budget_of,
     classes_of,
-    point_bytes,
-    profile_of,
     rows_per_chunk,
-    target_estimate,
-    wrt_bytes,
+    shortfall,
 )
 from .targets import class_rows
 from .windows import inside, path_start
@@ -169,21 +166,10 @@ def _check_budget(job: Job, group: Group, state: _State) -> None:
     """Warn (once per job) when not even one row of ``group``, or the results, fit."""
     if state.budget is None or state.warned:
         return
-    x = state.x
-    profile = profile_of(job, x)
-    classes = classes_of(job, x, state.logits)
-    kind = group.points.kind
-    wrt = wrt_bytes(group, profile, x)
-    targets = target_estimate(group, classes) if group.grad else 0
-    # One row, one target per backward, and the buffer gathering every target's gradient.
-    one_row = row_bytes(profile, point_bytes(x), wrt, 1, group.grad) + (targets > 1) * targets * wrt
-    state.warned = warn_over_budget(
-        "the inputs pass" if kind == "inputs" else f"the {kind} pass",
-        state.budget,
-        resident_bytes(job, profile, x, classes),
-        one_row,
-        results_bytes(job, profile, x, classes),
-    )
+    classes = classes_of(job, state.x, state.logits)
+    short = shortfall(job, group, state.x, state.budget, classes)
+    if short is not None:
+        state.warned = warn_over_budget(*short)
 
 
 def _per_chunk(job: Job, group: Group, state: _State, rows: int) -> int:

@@ -3,73 +3,19 @@
 from __future__ import annotations
 
 import functools
-import math
-import operator
-from typing import Any
 
 import numpy as np
 import torch
 
-from .plan import INTEGRATION_RULES
+from .plan import check_path_steps
 
 # The most steps each rule is built for. Gauss-Legendre nodes cost O(steps^2) to compute
 # (0.3 s at 2000 steps, a few seconds at the cap, once: rules are cached) and their end
 # weights lose accuracy as steps grow (relative error near 1e-9 at the cap); a Riemann
 # rule is cheap to build at any size, and the cap keeps its lists of points in memory.
-MAX_STEPS = {
-    "gausslegendre": 10_000,
-    "riemann_left": 1_000_000,
-    "riemann_right": 1_000_000,
-    "riemann_middle": 1_000_000,
-    "riemann_trapezoid": 1_000_000,
-}
 # Up to this size, numpy's own Gauss-Legendre rule (Captum's, to the last bit); above it,
 # Newton's method on the Legendre recurrence, which is faster and more accurate there.
 _NUMPY_GAUSS = 128
-
-
-def check_path_steps(steps: Any, rule: str) -> int:
-    """Validate the number of integration steps for ``rule``: an integer in ``1..MAX_STEPS``.
-
-    Raises ``ValueError`` naming ``steps`` (never ``OverflowError``, however large the
-    number) or ``TypeError`` for a non-integer.
-
-    Examples
-    --------
-    >>> check_path_steps(2000, "gausslegendre")
-    2000
-    >>> check_path_steps(10**100, "gausslegendre")
-    Traceback (most recent call last):
-    ValueError: steps: about 10^100 is more than the 10000 steps the gausslegendre rule is built for; use at most 10000 steps, or a riemann rule (up to 1000000 steps)
-    """
-    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
-        raise TypeError(f"steps: expected an integer; got {type(steps).__name__}")
-    steps = operator.index(steps)
-    if rule not in MAX_STEPS:
-        raise ValueError(
-            f"method: unknown integration rule {rule!r}; expected one of {INTEGRATION_RULES}"
-        )
-    if steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1; got {_shown(steps)}")
-    cap = MAX_STEPS[rule]
-    if steps > cap:
-        other = (
-            ""
-            if rule != "gausslegendre"
-            else (f", or a riemann rule (up to {MAX_STEPS['riemann_left']} steps)")
-        )
-        raise ValueError(
-            f"steps: {_shown(steps)} is more than the {cap} steps the {rule} rule is built "
-            f"for; use at most {cap} steps{other}"
-        )
-    return steps
-
-
-def _shown(number: int) -> str:
-    # str() of an int of thousands of digits raises; a size is what the reader needs.
-    if abs(number) < 10**12:
-        return str(number)
-    return f"about {'-' if number < 0 else ''}10^{int(abs(number).bit_length() * math.log10(2))}"
 
 
 def alphas_and_weights(rule: str, steps: int) -> tuple[list[float], list[float]]:

@@ -10,6 +10,8 @@ batched backward over all its :class:`Request` (every target, every layer) when 
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,6 +24,59 @@ INTEGRATION_RULES = (
     "riemann_trapezoid",
     "gausslegendre",
 )
+
+MAX_STEPS = {
+    "gausslegendre": 10_000,
+    "riemann_left": 1_000_000,
+    "riemann_right": 1_000_000,
+    "riemann_middle": 1_000_000,
+    "riemann_trapezoid": 1_000_000,
+}
+
+
+def check_path_steps(steps: Any, rule: str) -> int:
+    """Validate the number of integration steps for ``rule``: an integer in ``1..MAX_STEPS``.
+
+    Raises ``ValueError`` naming ``steps`` (never ``OverflowError``, however large the
+    number) or ``TypeError`` for a non-integer.
+
+    Examples
+    --------
+    >>> check_path_steps(2000, "gausslegendre")
+    2000
+    >>> check_path_steps(10**100, "gausslegendre")
+    Traceback (most recent call last):
+    ValueError: steps: about 10^100 is more than the 10000 steps the gausslegendre rule is built for; use at most 10000 steps, or a riemann rule (up to 1000000 steps)
+    """
+    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
+        raise TypeError(f"steps: expected an integer; got {type(steps).__name__}")
+    steps = operator.index(steps)
+    if rule not in MAX_STEPS:
+        raise ValueError(
+            f"method: unknown integration rule {rule!r}; expected one of {INTEGRATION_RULES}"
+        )
+    if steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1; got {_shown(steps)}")
+    cap = MAX_STEPS[rule]
+    if steps > cap:
+        other = (
+            ""
+            if rule != "gausslegendre"
+            else (f", or a riemann rule (up to {MAX_STEPS['riemann_left']} steps)")
+        )
+        raise ValueError(
+            f"steps: {_shown(steps)} is more than the {cap} steps the {rule} rule is built "
+            f"for; use at most {cap} steps{other}"
+        )
+    return steps
+
+
+def _shown(number: int) -> str:
+    # str() of an int of thousands of digits raises; a size is what the reader needs.
+    if abs(number) < 10**12:
+        return str(number)
+    return f"about {'-' if number < 0 else ''}10^{int(abs(number).bit_length() * math.log10(2))}"
+
 
 TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
 OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated"]
@@ -245,3 +300,4 @@ class Passes:
     chunks: int
     targets: int | None
     targets_per_backward: int
+    needed: int | None = None  # bytes needed when even one row cannot fit the budget

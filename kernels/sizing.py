@@ -17,6 +17,8 @@ from .memory import (
     default_budget,
     guessed_profile,
     known_profile,
+    resident_bytes,
+    results_bytes,
     row_bytes,
     spare_budget,
 )
@@ -197,6 +199,39 @@ def group_rows(group: Group, x: torch.Tensor) -> int:
     return n * group.points.steps
 
 
+def shortfall(
+    job: Job, group: Group, x: torch.Tensor, budget: int | None, classes: int
+) -> tuple[str, int, int, int, int] | None:
+    """When even one row of ``group`` (or the results) cannot fit ``budget``: what the pass
+    is, the budget, the bytes held across chunks, one row's bytes and the results' bytes
+    (:func:`~algebra.kernels.memory.warn_over_budget`'s arguments); else ``None``.
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> group = Group(Points("inputs"), (Request("r", TargetSpec("all")),))
+    >>> job = Job(torch.nn.Linear(300, 10), torch.ones(4, 300), groups=(group,))
+    >>> shortfall(job, group, job.inputs, 10**9, 10) is None
+    True
+    >>> what, budget, *_ = shortfall(job, group, job.inputs, 1000, 10); what, budget
+    ('the inputs pass', 1000)
+    """
+    if budget is None:
+        return None
+    profile = profile_of(job, x)
+    wrt = wrt_bytes(group, profile, x)
+    targets = target_estimate(group, classes) if group.grad else 0
+    # One row, one target per backward, and the buffer gathering every target's gradient.
+    one_row = row_bytes(profile, point_bytes(x), wrt, 1, group.grad) + (targets > 1) * targets * wrt
+    resident = resident_bytes(job, profile, x, classes)
+    results = results_bytes(job, profile, x, classes)
+    if resident + max(one_row, results) <= budget:
+        return None
+    kind = group.points.kind
+    what = "the inputs pass" if kind == "inputs" else f"the {kind} pass"
+    return what, budget, resident, one_row, results
+
+
 def passes(job: Job) -> tuple[list[Passes], bool]:
     """Each group's passes as the executor will run them, and whether the chunks rest on
     measured activation sizes (the first forward measures them; before that, a
@@ -229,5 +264,9 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
         per_backward = (
             targets_per_backward(job, group, x, budget, estimate, chunk_size) if estimate else 0
         )
-        out.append(Passes(rows, chunk_size, chunks, target_count(group, known), per_backward))
+        short = shortfall(job, group, x, budget, classes)
+        needed = None if short is None else short[2] + max(short[3], short[4])
+        out.append(
+            Passes(rows, chunk_size, chunks, target_count(group, known), per_backward, needed)
+        )
     return out, measured

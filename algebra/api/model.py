@@ -39,6 +39,12 @@ class Model:
                 raise TypeError("classes: expected a list of class names (strings)")
             if len(classes) == 0:
                 raise ValueError("classes: expected at least one class name")
+            repeated = sorted({c for c in classes if list(classes).count(c) > 1})
+            if repeated:
+                raise ValueError(
+                    f"classes: each class name must be unique; {', '.join(map(repr, repeated))} "
+                    "appears more than once"
+                )
         name = name or type(module).__name__
         classes = None if classes is None else tuple(classes)
         layers = tuple(n for n, _ in module.named_modules() if n)

@@ -20,12 +20,13 @@ from ..errors import did_you_mean
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
 from .loading import load_model, load_tensor
+from .outputs import OutputError, all_or_nothing, check_outputs, png_path
 
 TRUST_HELP = (
-    "load a model saved with torch.save(module, path). Such a file is a Python pickle: "
-    "loading it runs code named in the file, so pass this only for files you trust. "
-    "TorchScript (torch.jit.save) and torch.export (.pt2) files hold a graph, not code, "
-    "and load without it."
+    "load a model file that would run code when loaded: a model saved with "
+    "torch.save(module, path) (a Python pickle), or a torch.export (.pt2) archive that "
+    "holds pickled weights, constants or objects. Pass this only for files you trust. "
+    "TorchScript files and plain torch.export archives are inspected and load without it."
 )
 
 EPILOG = """examples:
@@ -93,7 +94,14 @@ def parser() -> argparse.ArgumentParser:
         )
         if name == "query":
             sub.add_argument("--out", metavar="RESULT.nc", help="write the result as netCDF")
-            sub.add_argument("--png", metavar="HEATMAP.png", help="write heat maps over the inputs")
+            sub.add_argument(
+                "--png",
+                metavar="HEATMAP.png",
+                help="write heat maps over the inputs (.png is added when the name has no suffix)",
+            )
+            sub.add_argument(
+                "--force", action="store_true", help="overwrite --out and --png files that exist"
+            )
     return top
 
 
@@ -110,6 +118,8 @@ def _pairs(values: list[str], flag: str, names: Sequence[str], what: str) -> dic
                 )
             raise UsageError(f"{flag}: expected NAME=PATH; got {value!r}")
         name, path = value.split("=", 1)
+        if not path:
+            raise UsageError(f"{flag}: {value!r} names no file; expected {name or 'NAME'}=PATH")
         if name not in names:
             raise UsageError(
                 f"{flag}: the query has no {what} {name!r}; it uses "
@@ -147,6 +157,8 @@ def bindings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         device = torch.device(args.device)
     except RuntimeError as error:
         raise UsageError(f"--device: {error}") from None
+    if device.type == "meta":
+        raise UsageError("--device: the meta device holds no values to run on; use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device: CUDA is not available on this machine; use --device cpu")
     bound: dict[str, Any] = {}
@@ -176,6 +188,7 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
     total: 1 forward (2 rows), 1 backward
     """
     out = out or sys.stdout
+    targets = _outputs(args)
     tree, bound = bindings(args)
     expr = query(args.text, **bound)
     if args.command == "explain":
@@ -183,14 +196,31 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
         return
     result = expr.compute()
     print(summary(result), file=out)
+    with all_or_nothing(list(targets.values())):
+        if "--out" in targets:
+            result.ia.to_netcdf(targets["--out"])
+        if "--png" in targets:
+            first = bound[tree.inputs.text]
+            images = first[0] if isinstance(first, tuple) else first
+            result.ia.plot(inputs=overlay(result, images)).savefig(targets["--png"])
+    for path in targets.values():
+        print(f"wrote {path}", file=out)
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Path]:
+    # Checked before anything is loaded or computed: a refused path costs nothing.
+    if args.command != "query":
+        return {}
+    targets = {}
     if args.out:
-        result.ia.to_netcdf(args.out)
-        print(f"wrote {args.out}", file=out)
+        targets["--out"] = Path(args.out)
     if args.png:
-        first = bound[tree.inputs.text]
-        images = first[0] if isinstance(first, tuple) else first
-        result.ia.plot(inputs=overlay(result, images)).savefig(args.png)
-        print(f"wrote {args.png}", file=out)
+        targets["--png"] = png_path(args.png)
+    inputs = [v.split("=", 1)[-1] for v in [*args.model, *args.bind]]
+    try:
+        return check_outputs(targets, inputs, force=args.force)
+    except OutputError as error:
+        raise UsageError(str(error)) from None
 
 
 def overlay(result: Any, images: Any) -> Any:
@@ -253,11 +283,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
         print(f"ialgebra: error: {message}", file=sys.stderr)
         return 2
-    except RuntimeError as error:  # raised by the user's model on inputs it cannot take
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"ialgebra: error: the model failed on the inputs: {first}", file=sys.stderr)
+    except (RuntimeError, torch.jit.Error) as error:  # the user's model on inputs it cannot take
+        print(f"ialgebra: error: the model failed on the inputs: {_cause(error)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _cause(error: BaseException) -> str:
+    """The line of an error that says what went wrong: TorchScript's errors print the
+    interpreter's traceback first and the cause last."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    named = [line for line in lines if "Error:" in line]
+    return named[-1] if len(lines) > 1 and named else lines[0]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import positive_integer, unknown_name
-from ..kernels.plan import INTEGRATION_RULES
+from ..kernels.plan import INTEGRATION_RULES, check_path_steps
 from .node import Node, Ref
 from .targets import Target
 from .views import layer_of, source_of
@@ -81,8 +81,11 @@ def check_steps(steps: Any, rule: str) -> int:
     >>> check_steps(0, "gausslegendre")
     Traceback (most recent call last):
     ValueError: steps: expected an integer >= 1; got 0
+    >>> check_steps(10**100, "riemann_left")
+    Traceback (most recent call last):
+    ValueError: steps: about 10^100 is more than the 1000000 steps the riemann_left rule is built for; use at most 1000000 steps
     """
-    steps = positive_integer(steps, "steps")
+    steps = check_path_steps(positive_integer(steps, "steps"), rule)
     if rule == "riemann_trapezoid" and steps < 2:
         raise ValueError("steps: riemann_trapezoid needs at least 2 steps (both end points)")
     return steps

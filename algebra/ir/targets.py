@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import positive_integer, unknown_name
+from ..errors import positive_integer, shown_int, unknown_name
 from .node import Ref
 
 NAMED = ("pred", "label", "all")
+MAX_CLASS = 2**63
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,11 @@ def _class_index(value: Any, argument: str = "target") -> int:
         raise TypeError(f"{argument}: expected an integer class index; got {value!r}")
     index = int(value.__index__())
     if index < 0:
-        raise ValueError(f"{argument}: expected a class index >= 0; got {index}")
+        raise ValueError(f"{argument}: expected a class index >= 0; got {shown_int(index)}")
+    if index >= MAX_CLASS:  # no tensor of classes can be indexed there
+        raise ValueError(
+            f"{argument}: class {shown_int(index)} is out of range (a class index is below 2^63)"
+        )
     return index
 
 

@@ -27,6 +27,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ..errors import did_you_mean
 from .errors import QuerySyntaxError
+from .predicates import LEFT_DEEP, chained
 from .syntax import (
     BOOLEAN_COLUMNS,
     COLUMNS,
@@ -267,19 +268,26 @@ def _record(node: Any, nest: int, tree: int, at: Any, chain: int = 0) -> Any:
 
 
 def _chain(terms: list[Any], build: Any, tokens: list[Token]) -> Any:
-    """``terms`` joined left to right by ``build`` (And or Or), with their depths checked."""
-    result = terms[0]
-    for term in terms[1:]:
-        result = build(result, term)
+    """``terms`` joined by ``build`` (And or Or) as :func:`chained` groups them, with their
+    depths checked."""
     if len(terms) == 1:
-        return result
+        return terms[0]
+    result = chained(build, terms)
     depths = [_depth(t) for t in terms]
     nest = 1 + max(n for n, _ in depths)
-    # Left-deep: the first term sits len - 1 levels down, term i (i >= 1) len - i levels.
-    tree = max(t + len(terms) - max(i, 1) for i, (_, t) in enumerate(depths))
+    tree = _grouped_depth([t for _, t in depths])
     # Point at the operator past the limit (the last one when nesting adds the depth).
     limit = tokens[min(MAX_TREE_DEPTH, len(tokens) - 1)] if tokens else terms[0]
     return _record(result, nest, tree, limit, len(terms))
+
+
+def _grouped_depth(depths: list[int]) -> int:
+    """The tree depth of terms of these depths joined as :func:`chained` groups them."""
+    if len(depths) <= LEFT_DEEP:
+        # Left-deep: the first term sits len - 1 levels down, term i (i >= 1) len - i levels.
+        return max(t + len(depths) - max(i, 1) for i, t in enumerate(depths))
+    half = len(depths) // 2
+    return 1 + max(_grouped_depth(depths[:half]), _grouped_depth(depths[half:]))
 
 
 @dataclass(frozen=True)

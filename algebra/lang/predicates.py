@@ -191,6 +191,44 @@ def literal(value: Scalar) -> str:
 
 
 _PRECEDENCE = {Or: 1, And: 2, Not: 3}
+#: Chains of up to this many terms are left-deep (``a or b or c`` is ``(a or b) or c``);
+#: longer ones are grouped in halves, so a chain of any length stays a few levels deep.
+#: ``and`` and ``or`` are associative: the grouping never changes a condition's meaning.
+LEFT_DEEP = 32
+
+
+def chained(op: type, terms: list[Predicate]) -> Predicate:
+    """``terms`` joined by ``op`` (``And`` or ``Or``) as the parser groups a chain.
+
+    Examples
+    --------
+    >>> c = Column("correct")
+    >>> chained(Or, [c, c, c]) == Or(Or(c, c), c)
+    True
+    >>> depth = lambda n: 1 + max(depth(n.left), depth(n.right)) if isinstance(n, Or) else 0
+    >>> depth(chained(Or, [c] * 300))  # not 299
+    11
+    """
+    if len(terms) <= LEFT_DEEP:
+        result = terms[0]
+        for term in terms[1:]:
+            result = op(result, term)
+        return result
+    half = len(terms) // 2
+    return op(chained(op, terms[:half]), chained(op, terms[half:]))
+
+
+def _flat_terms(node: Predicate) -> list[Predicate]:
+    # The terms of a chain of ``type(node)``, whatever its grouping (an explicit stack: a
+    # chain may be long).
+    terms, stack = [], [node]
+    while stack:
+        sub = stack.pop()
+        if type(sub) is type(node):
+            stack += [sub.right, sub.left]  # type: ignore[union-attr]
+        else:
+            terms.append(sub)
+    return terms
 
 
 def predicate_text(node: Predicate) -> str:
@@ -223,4 +261,7 @@ def predicate_text(node: Predicate) -> str:
     if isinstance(node, Not):
         return f"not {child(node.operand, False)}"
     keyword = "and" if isinstance(node, And) else "or"
+    terms = _flat_terms(node)
+    if len(terms) > 2 and chained(type(node), terms) == node:  # a chain as the parser builds it
+        return f" {keyword} ".join(child(term, False) for term in terms)
     return f"{child(node.left, False)} {keyword} {child(node.right, True)}"

@@ -161,6 +161,7 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
     tally = _Tally()
     fused_lines: list[str] = []
     chunk_lines: list[str] = []
+    over: list[str] = []
     unknown = False
     for entry, size in zip(planned, sizes, strict=True):
         source, job = entry.source, entry.job
@@ -209,14 +210,22 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
                 )
         if not size.measured and any(p.chunks > 1 for p in size.passes):
             unknown = True
+        for group, passes in zip(job.groups, size.passes, strict=True):
+            # Before measuring, sizes are a conservative guess: only measured ones can say
+            # that a pass cannot fit (the compute warns either way).
+            if passes.needed is not None and size.budget is not None and size.measured:
+                over.append(
+                    f"  over budget: {_points(group.points, n)} needs about "
+                    f"{_bytes(passes.needed)} at one row a chunk; it runs, using more memory"
+                )
     lines.append("fused:" if rules.fuse_targets or rules.share_forward else "fused: off")
     lines += fused_lines
     if not rules.chunk:
         lines.append("chunked: off")
-    elif chunk_lines:
+    elif chunk_lines or over:
         budget = max(s.budget or 0 for s in sizes)
         lines.append(f"chunked: memory budget {_bytes(budget)}")
-        lines += chunk_lines
+        lines += chunk_lines + over
     else:
         lines.append("chunked: every pass fits the memory budget in one chunk")
     lines.append(tally.text(estimated=unknown))

@@ -3,6 +3,7 @@ result may be reused (expression structure, the models' state, the precision).""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -16,7 +17,8 @@ class Memo:
     """Results by key, least recently used first out, up to ``max_bytes`` (0 keeps nothing).
 
     The node is kept with its result so the tensors its key identifies stay alive (their
-    identities cannot be reused by new tensors).
+    identities cannot be reused by new tensors). Safe to share between threads: every
+    read and write holds the memo's lock.
 
     Examples
     --------
@@ -34,6 +36,7 @@ class Memo:
         self._max_bytes = max_bytes
         self._memo: OrderedDict[str, tuple[xr.DataArray, Node | None]] = OrderedDict()
         self.nbytes = 0
+        self.lock = threading.RLock()
 
     @property
     def max_bytes(self) -> int:
@@ -51,8 +54,9 @@ class Memo:
         >>> m = Memo(); m.clear(); len(m)
         0
         """
-        self._memo.clear()
-        self.nbytes = 0
+        with self.lock:
+            self._memo.clear()
+            self.nbytes = 0
 
     def get(self, key: str) -> xr.DataArray | None:
         """The memoized result under ``key`` (marked recently used), or ``None``.
@@ -62,10 +66,11 @@ class Memo:
         >>> Memo().get("nothing") is None
         True
         """
-        if key not in self._memo:
-            return None
-        self._memo.move_to_end(key)
-        return self._memo[key][0]
+        with self.lock:
+            if key not in self._memo:
+                return None
+            self._memo.move_to_end(key)
+            return self._memo[key][0]
 
     def put(self, key: str, result: xr.DataArray, node: Node | None) -> None:
         """Memoize ``result``; the least recently used results go when over ``max_bytes``.
@@ -76,15 +81,16 @@ class Memo:
         0
         """
         size = result.nbytes
-        if size > self.max_bytes:
-            return
-        if key in self._memo:
-            self.nbytes -= self._memo.pop(key)[0].nbytes
-        self._memo[key] = (result, node)
-        self.nbytes += size
-        while self.nbytes > self.max_bytes:
-            _, (old, _node) = self._memo.popitem(last=False)
-            self.nbytes -= old.nbytes
+        with self.lock:
+            if size > self.max_bytes:
+                return
+            if key in self._memo:
+                self.nbytes -= self._memo.pop(key)[0].nbytes
+            self._memo[key] = (result, node)
+            self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                _, (old, _node) = self._memo.popitem(last=False)
+                self.nbytes -= old.nbytes
 
 
 def memo_key(node: Node, modules: Iterable[int], states: dict[int, str]) -> str:

@@ -172,8 +172,9 @@ def compute(
     computation = prepare(list(by_token.values()))
     results = memoized(computation, memo)
     missing = [node for token, node in by_token.items() if token not in results]
-    memo.hits += len(results)
-    memo.misses += len(missing)
+    with memo.lock:
+        memo.hits += len(results)
+        memo.misses += len(missing)
     if missing:
         made = run(computation, missing, flags(optimize))
         for node in missing:

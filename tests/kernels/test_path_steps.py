@@ -9,8 +9,18 @@ import torch
 import algebra as ia
 from algebra.kernels import paths
 from algebra.kernels.execute import execute
-from algebra.kernels.paths import MAX_STEPS, alphas_and_weights, check_path_steps, gauss_legendre
-from algebra.kernels.plan import Group, Job, Output, PathSpec, Points, Request, TargetSpec
+from algebra.kernels.paths import alphas_and_weights, gauss_legendre
+from algebra.kernels.plan import (
+    MAX_STEPS,
+    Group,
+    Job,
+    Output,
+    PathSpec,
+    Points,
+    Request,
+    TargetSpec,
+    check_path_steps,
+)
 
 
 @pytest.mark.parametrize("n", [129, 700, 2000])

@@ -7,8 +7,9 @@ import time
 import pytest
 
 from algebra.lang.errors import QuerySyntaxError
-from algebra.lang.parse import MAX_DEPTH, MAX_LENGTH, MAX_TREE_DEPTH, parse_query
-from algebra.lang.syntax import Column
+from algebra.lang.parse import MAX_DEPTH, MAX_LENGTH, parse_query
+from algebra.lang.predicates import LEFT_DEEP
+from algebra.lang.syntax import And, Column, Or
 
 HEAD = "select * from f(x) where "
 
@@ -62,18 +63,33 @@ def test_flat_chains_are_one_level_of_nesting():
     assert "the and/or chains within make the condition more than" in error.reason
 
 
-def test_long_flat_chains_are_refused_as_chains_not_as_nesting():
-    chain = " or ".join(["correct"] * (MAX_TREE_DEPTH + 100))
-    error = _refused(HEAD + chain)
-    assert "nested too deeply" not in error.reason
-    assert f"a chain of {MAX_TREE_DEPTH + 100} terms" in error.reason
-    assert "id in (" in str(error)
-    # The caret is on the operator past the limit.
-    operators = [i for i in range(len(chain)) if chain.startswith(" or ", i)]
-    assert error.column == len(HEAD) + operators[MAX_TREE_DEPTH] + 2
-    # Up to the limit, a chain parses and prints back to the same tree.
-    tree = parse_query(HEAD + " or ".join(["correct"] * MAX_TREE_DEPTH))
+@pytest.mark.parametrize("terms", [LEFT_DEEP + 1, 300, 5000])
+def test_long_flat_chains_are_accepted_and_stay_shallow(terms):
+    # A flat chain is one level of nesting, whatever its length, and its tree is grouped
+    # in halves: and/or are associative, so the meaning is that of the flat chain.
+    chain = " or ".join(f"id = {i}" for i in range(terms))
+    tree = parse_query(HEAD + chain)
+    assert _depth(tree.predicate) <= LEFT_DEEP + terms.bit_length()
+    assert [t.value for t in _terms(tree.predicate)] == list(range(terms))
+    # It prints back flat and parses to the same tree.
+    assert tree.to_text() == HEAD + chain
     assert parse_query(tree.to_text()) == tree
+
+
+def test_a_user_grouping_prints_back_with_its_parentheses():
+    text = HEAD + "correct or (id = 1 or id = 2)"
+    tree = parse_query(text)
+    assert tree.to_text() == text and parse_query(tree.to_text()) == tree
+
+
+def _depth(node) -> int:
+    if isinstance(node, (And, Or)):
+        return 1 + max(_depth(node.left), _depth(node.right))
+    return 0
+
+
+def _terms(node) -> list:
+    return [*_terms(node.left), *_terms(node.right)] if isinstance(node, Or) else [node]
 
 
 @pytest.mark.parametrize(
