@@ -207,7 +207,7 @@ def chained(op: type, terms: list[Predicate]) -> Predicate:
     True
     >>> depth = lambda n: 1 + max(depth(n.left), depth(n.right)) if isinstance(n, Or) else 0
     >>> depth(chained(Or, [c] * 300))  # not 299
-    11
+    22
     """
     if len(terms) <= LEFT_DEEP:
         result = terms[0]
