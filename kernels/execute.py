@@ -24,6 +24,7 @@ from .memory import profiling
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
+from .run_copies import run_copies
 from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
 from .targets import class_rows, pack
 from .windows import inside, path_start
@@ -31,10 +32,12 @@ from .windows import inside, path_start
 
 @dataclass
 class TaskResult:
-    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables)."""
+    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables);
+    perturbation methods also give their player map (``players``)."""
 
     values: torch.Tensor
     classes: torch.Tensor | None
+    players: torch.Tensor | None = None
 
 
 @dataclass
@@ -57,6 +60,7 @@ class _State:
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     acts: dict[str, torch.Tensor] = field(default_factory=dict)
     baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    perturbed: dict[str, tuple] = field(default_factory=dict)
 
 
 def execute(job: Job) -> JobResult:
@@ -86,6 +90,8 @@ def execute(job: Job) -> JobResult:
                 _run_inputs(module, job, group, state)
             elif group.points.kind == "baseline":
                 _run_baseline(module, job, group, state)
+            elif group.points.kind == "copies":
+                run_copies(module, job, group, state)
             else:
                 _run_path(module, job, group, state)
     assert state.logits is not None
@@ -387,6 +393,8 @@ def _compiled_backward(
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
+    if out.kind == "perturbation":
+        return TaskResult(*state.perturbed[out.request])
     group, req = job.request(out.request)
     grads = state.grads[req.key]
     x = state.x

@@ -27,7 +27,8 @@ class Profile:
     """Bytes per sample of a model's forward pass on one input shape.
 
     ``saved`` sums every module's output (what autograd keeps, counted generously),
-    ``largest`` is the largest single output, ``layers`` each named module's output.
+    ``largest`` is the largest single output, ``layers`` each named module's output and
+    ``shapes`` its shape without the batch dim (what copies of a layer are laid over).
     """
 
     saved: int
@@ -35,6 +36,7 @@ class Profile:
     layers: dict[str, int] = field(default_factory=dict)
     classes: int | None = None
     measured: bool = True
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 _profiles: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Profile]] = (
@@ -87,12 +89,14 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
         yield
         return
     sizes: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     rows = x.shape[0]
 
     def record(name: str):
         def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
             if isinstance(out, torch.Tensor):
                 sizes[name] = sizes.get(name, 0) + out.numel() * out.element_size() // rows
+                shapes[name] = tuple(out.shape[1:])
 
         return hook
 
@@ -109,6 +113,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
         largest=max(sizes.values(), default=outputs or 0),
         layers=sizes,
         classes=classes,
+        shapes=shapes,
     )
     _profiles.setdefault(module, {})[_shape_key(x)] = profile
 
