@@ -36,9 +36,10 @@ from .difference import difference_of
 from .expr import Expr
 from .gradients import GradientMethods
 from .methods import check_params, method_of, renamed
+from .perturbation import PerturbationMethods
 
 
-class Query(GradientMethods):
+class Query(GradientMethods, PerturbationMethods):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
@@ -342,7 +343,8 @@ class Query(GradientMethods):
         if "baseline" not in inspect.signature(bound).parameters:
             raise ValueError(
                 f"method: {name!r} takes no baseline; an anti-join of two inputs attributes each "
-                "with the other as baseline: use 'integrated_gradients'"
+                "with the other as baseline: use a method with one ('shapley', "
+                "'integrated_gradients', 'kernel_shap', 'lime', 'occlusion' or 'feature_ablation')"
             )
         if "baseline" in params:
             raise TypeError("baseline: an anti-join sets each side's baseline to the other input")

@@ -30,7 +30,9 @@ from .syntax import (
     BOOLEAN_COLUMNS,
     COLUMNS,
     KEYWORDS,
+    PLAYER_CALLS,
     And,
+    Call,
     Column,
     Compare,
     Join,
@@ -38,6 +40,7 @@ from .syntax import (
     Name,
     Not,
     Or,
+    Param,
     Predicate,
     Scalar,
     Select,
@@ -66,7 +69,9 @@ selection: STAR | LAYER | STRING
 
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"
 using: USING NAME ("(" (param ("," param)*)? ")")?
-param: NAME EQUAL literal
+param: NAME EQUAL (literal | call | int_list)
+call: NAME "(" INT ("," INT)* ")"
+int_list: LSQB INT ("," INT)* "]"
 target: TARGET (NAME | TOP INT | INT)
 where: WHERE or_expr
 
@@ -333,9 +338,23 @@ class _Build(Transformer):
         pairs = tuple((str(token), value) for token, value in params)
         return _Clause(keyword, Method(_name(name), pairs))
 
-    def param(self, children: list[Any]) -> tuple[Token, Scalar]:
+    def param(self, children: list[Any]) -> tuple[Token, Param]:
         name, _, value = children
         return name, value
+
+    def call(self, children: list[Token]) -> Call:
+        name, *args = children
+        if name.lower() not in PLAYER_CALLS:
+            choices = ", ".join(f"{c}(...)" for c in PLAYER_CALLS)
+            _fail(
+                f"unknown players {str(name)!r}; expected {choices}",
+                name,
+                did_you_mean(name.lower(), PLAYER_CALLS),
+            )
+        return Call(name.lower(), tuple(int(_number(a)) for a in args))
+
+    def int_list(self, children: list[Token]) -> tuple[int, ...]:
+        return tuple(int(_number(t)) for t in children[1:])
 
     def target(self, children: list[Token]) -> _Clause:
         keyword, *rest = children
