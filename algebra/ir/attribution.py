@@ -88,7 +88,7 @@ def method(name: str) -> Method:
     'gradient'
     >>> method("integrated_gradient")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'shapley', 'kernel_shap', 'lime', 'occlusion', 'feature_ablation', 'feature_permutation'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
     """
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)

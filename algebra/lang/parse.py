@@ -70,7 +70,7 @@ selection: STAR | LAYER | STRING
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"
 using: USING NAME ("(" (param ("," param)*)? ")")?
 param: NAME EQUAL (literal | call | int_list)
-call: NAME "(" INT ("," INT)* ")"
+call: NAME ("(" INT ("," INT)* ")")?
 int_list: LSQB INT ("," INT)* "]"
 target: TARGET (NAME | TOP INT | INT)
 where: WHERE or_expr
@@ -344,6 +344,15 @@ class _Build(Transformer):
 
     def call(self, children: list[Token]) -> Call:
         name, *args = children
+        if not args and name.lower() not in PLAYER_CALLS:  # a bare name is no value
+            _fail(
+                "expected a number, a quoted string, 'true' or 'false'",
+                name,
+                "Players are written grid(rows, cols) or patches(size); sizes as [3, 8, 8].",
+            )
+        if not args:
+            example = "grid(4, 4)" if name.lower() == "grid" else "patches(4)"
+            _fail(f"{name.lower()} needs its arguments, e.g. {example}", name)
         if name.lower() not in PLAYER_CALLS:
             choices = ", ".join(f"{c}(...)" for c in PLAYER_CALLS)
             _fail(
