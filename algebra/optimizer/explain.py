@@ -155,14 +155,12 @@ def _copies_lines(group: Group, passes: Passes, n: int, tally: _Tally, chunk: bo
     shared = passes.copies - passes.unique
     lines = [
         f"{head} ({_n(passes.rows, 'row')}; no gradients): {_n(len(passes.designs), 'design')}, "
-        f"{_n(passes.copies, 'copy').replace('copys', 'copies')}, {passes.unique} unique "
-        f"({shared} shared), {_n(batches, 'batch').replace('batchs', 'batches')}"
+        f"{_copies(passes.copies)}, {passes.unique} unique ({shared} shared), "
+        f"{batches} batch{'es' if batches != 1 else ''}"
     ]
     for method, players, copies in passes.designs:
-        noun = "windows" if method == "occlusion" else "players"
-        lines.append(
-            f"    {method} over {players} {noun}: {_n(copies, 'copy').replace('copys', 'copies')}"
-        )
+        over = f"{copies - 1} windows" if method == "occlusion" else f"over {players} players"
+        lines.append(f"    {method} {over}: {_copies(copies)}")
     targets = dict.fromkeys(_target(p.target) for p in group.perturbations)
     lines.append(f"    targets {', '.join(targets)}: read from the same logits, no extra forward")
     tally.forwards += batches
