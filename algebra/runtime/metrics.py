@@ -79,11 +79,12 @@ def maps_of(frame: Frame, source: Source) -> torch.Tensor:
             f"attr: the map has dims {extra} that the inputs {list(source.dims)} lack; a "
             "metric scores a map over the inputs' features"
         )
-    order = [own.index(d) + 2 for d in source.dims if d in own]
-    data = data.permute(0, 1, *order)
+    present = [d for d in source.dims if d in own]
+    data = data.permute(0, 1, *(own.index(d) + 2 for d in present))
+    sizes = iter(data.shape[2:])
     shape = [data.shape[0], data.shape[1]]
     for d, size in zip(source.dims, source.shape[1:], strict=True):
-        have = data.shape[2 + [x for x in source.dims if x in own].index(d)] if d in own else 1
+        have = next(sizes) if d in own else 1
         if have not in (1, size):
             raise ValueError(f"attr: the map's {d!r} has {have} entries, the inputs' {size}")
         shape.append(have)
