@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import algebra as ia
+from algebra.kernels.coalitions import generator
 
 
 def tiny_mlp(classes: int = 3) -> nn.Sequential:
@@ -221,3 +222,44 @@ def test_callable_targets_read_their_score_from_each_copy(mlp, features):
         gap = score(mlp(features.double())) - score(mlp(torch.zeros_like(features.double())))
     np.testing.assert_allclose(per_player(r, 5).sum(-1), gap.numpy(), rtol=1e-10)
     assert "class" not in r.coords
+
+
+def test_the_identity_anti_join_of_two_inputs_is_efficient_on_each_side(cnn, images):
+    net, x = cnn.double(), images.double()
+    x2 = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    m = ia.model(net)
+    r = m.on(x).antijoin(m.on(x2), 2, samples=3, seed=0).compute()  # Shapley: the identity
+    assert r.attrs["method"] == "shapley"
+    with torch.no_grad():
+        gap = (net(x) - net(x2))[:, 2].numpy()
+    left, right = (per_player(r.sel(side=s), 4).sum(-1) for s in ("left", "right"))
+    np.testing.assert_allclose(left, gap, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(right, -gap, rtol=1e-6, atol=1e-10)
+
+
+def test_the_identity_anti_join_of_two_models_attributes_their_disagreement():
+    f, g = tiny_mlp(), nn.Sequential(nn.Linear(5, 3)).double().eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    r = ia.model(f).on(x).antijoin(ia.model(g).on(x), "pred", samples=3, seed=0).compute()
+    with torch.no_grad():
+        zero = torch.zeros_like(x)
+        d = (f(x) - g(x)) - (f(zero) - g(zero))
+        want = d.gather(1, f(x).argmax(1, keepdim=True))[:, 0]
+    np.testing.assert_allclose(r.sum("feature").values, want.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_feature_permutation_at_a_layer_shuffles_its_activation(cnn, images):
+    q = ia.model(cnn.double()).on(images.double())
+    r = q.layer("relu2").feature_permutation(0, groups=ia.grid(1, 1), seed=0).compute()
+    net = cnn.double()
+    acts = {}
+    hook = net.relu2.register_forward_hook(lambda m, i, o: acts.setdefault("h", o.clone()))
+    with torch.no_grad():
+        full = net(images.double())[:, 0]
+    hook.remove()
+    perm = torch.rand(1, 4, generator=generator(0)).argsort(1)[0]  # what seed=0 draws
+    hook = net.relu2.register_forward_hook(lambda m, i, o: acts["h"][perm])
+    with torch.no_grad():
+        shuffled = net(images.double())[:, 0]
+    hook.remove()
+    np.testing.assert_allclose(r.values[:, 0, 0, 0], (full - shuffled).numpy(), rtol=1e-10)
