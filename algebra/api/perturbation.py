@@ -28,23 +28,15 @@ from ..ir.views import layer_of, source_of, window_of
 from ..kernels.checks import fingerprint
 from ..kernels.coalitions import EXACT_LIMIT
 from ..kernels.occlusion import window_shapes
-from ..kernels.plan import PlayerSpec
 from ..kernels.players import player_mask
 from ..kernels.run_copies import players_of
+from ..optimizer.simplify import player_spec
 from .expr import Expr
 from .gradients import baseline_param
 
 
 def _shape_and_window(view: Node) -> tuple[tuple[int, ...], Any]:
     return source_of(view).shape, window_of(view)
-
-
-def _player_spec(groups: Any, window: Any) -> PlayerSpec:
-    if groups is None:
-        return PlayerSpec("default", window=window)
-    if isinstance(groups, Ref):
-        return PlayerSpec("mask", mask=groups.value, mask_key=groups.token, window=window)
-    return PlayerSpec(groups.kind, groups.args, window=window)
 
 
 def groups_param(view: Node, groups: Any) -> tuple[Any, int | None]:
@@ -77,7 +69,7 @@ def groups_param(view: Node, groups: Any) -> tuple[Any, int | None]:
         return stored, None
     shape, window = _shape_and_window(view)
     try:
-        count = players_of(_player_spec(stored, window), shape).count
+        count = players_of(player_spec(stored, window), shape).count
     except ValueError as error:
         message = str(error)
         raise ValueError(

@@ -170,14 +170,20 @@ def _baseline(node: Attribution) -> tuple[object, str]:
     return baseline, repr(baseline)
 
 
-def _players(node: Attribution) -> PlayerSpec:
-    window = window_of(node.view)
-    groups = dict(node.params).get("groups")
+def player_spec(groups: object, window: tuple[int, int, int, int] | None) -> PlayerSpec:
+    """The plain-data players of a ``groups`` parameter (``None``, a spec or a mask's ``Ref``).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> player_spec(ia.grid(2, 4), (0, 4, 0, 8)).key
+    'grid(2, 4)|window(0, 4, 0, 8)'
+    """
     if groups is None:
         return PlayerSpec("default", window=window)
     if isinstance(groups, Ref):
         return PlayerSpec("mask", mask=groups.value, mask_key=groups.token, window=window)
-    return PlayerSpec(groups.kind, groups.args, window=window)
+    return PlayerSpec(groups.kind, groups.args, window=window)  # type: ignore[attr-defined]
 
 
 def _lower_copies(node: Attribution, rules: OptimizerOptions) -> Lowered:
@@ -189,7 +195,7 @@ def _lower_copies(node: Attribution, rules: OptimizerOptions) -> Lowered:
     points = Points("copies", PathSpec(1, "copies", start, key), layer, owner=owner)
     design = DesignSpec(
         node.method,
-        _players(node),
+        player_spec(dict(node.params).get("groups"), window_of(node.view)),
         samples=opts.get("samples"),
         seed=opts.get("seed"),
         antithetic=bool(opts.get("antithetic", False)),
