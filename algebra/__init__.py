@@ -18,6 +18,7 @@ from .api.model import Model, model
 from .api.query import Query
 from .config import options, set_options
 from .ir.columns import col
+from .ir.players import grid, patches
 from .ir.targets import Target, classes, topk
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
@@ -37,8 +38,10 @@ __all__ = [
     "col",
     "compute",
     "explain",
+    "grid",
     "model",
     "options",
+    "patches",
     "query",
     "session",
     "set_options",

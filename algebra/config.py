@@ -50,17 +50,16 @@ class Options:
     the working memory of each pass; ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast,
     CUDA only); ``compile`` runs the forward of hook-free passes through ``torch.compile``;
     ``session_bytes`` is the default size of a :class:`~algebra.runtime.session.Session`'s memo.
-    ``identity`` is the method of :meth:`Query.identity` and of queries without ``using``:
-    integrated gradients (the gradient method whose attributions are Aumann-Shapley
-    values, the continuous analogue of the paper's Shapley identity) until sampled Shapley
-    values exist.
+    ``identity`` is the method of :meth:`Query.identity`, of anti-joins and of queries
+    without ``using``: ``"shapley"`` (sampled Shapley values of the players, the paper's
+    identity), or any other method's name.
     """
 
     memory_budget: int | None = None
     precision: str = "fp32"
     compile: bool = False
     session_bytes: int = 512 * 2**20
-    identity: str = "integrated_gradients"
+    identity: str = "shapley"
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -1,21 +1,26 @@
-"""Perturbation workloads: one deduplicated forward stream against Captum's looped calls.
+"""Perturbation workloads: ``ia.compute`` (one deduplicated forward stream) against
+Captum's looped calls.
 
 ``python -m benchmarks.perturbation [--repeat R] [--samples S] [--quick] [--json PATH]``
 
 On the benchmark CNN (3x32x32 inputs, 10 classes), 8 images and 64 players (an 8 x 8 grid
-spanning channels), zero baseline:
+spanning channels), zero baseline. Ours is always the public API: the expressions built on
+a model wrapped once, computed by ``ia.compute`` in a fresh ``ia.Session`` per call (so no
+repetition reads another's memo), up to labelled xarray results.
 
-- ``shapley_all``: Shapley sampling of all 10 classes. Ours: one stream, every class
-  gathered from the same logits. Captum: ``ShapleyValueSampling`` once per class.
-- ``three_methods``: Shapley sampling, occlusion (window 3x8x8, stride 3x4x4) and feature
-  ablation of the top-2 classes. Ours: one stream for the three (top-2 read from its
-  unperturbed copy). Captum: a forward for the top-2, then each method per target rank.
-- ``deletion4``: deletion curves (``--steps``) of four per-pixel attribution maps of the
-  predicted class. Ours: the maps' copies in one stream. Loop: per map and step, one
-  forward of the images with the top features removed.
+- ``shapley_all``: ``q.shapley("all", ...)``: one stream, every class read off the same
+  logits. Captum: ``ShapleyValueSampling`` once per class.
+- ``three_methods``: ``shapley``, ``occlusion`` (window 3x8x8, stride 3x4x4) and
+  ``feature_ablation`` of ``ia.topk(2)`` in one ``ia.compute``: one stream for the three.
+  Captum: a forward for the top-2, then each method per target rank.
+- ``deletion4``: ``.deletion(steps)`` of four per-pixel maps of the predicted class
+  (saliency, input x gradient and integrated gradients summed over the channels, GradCAM
+  of ``block3``) in one ``ia.compute``: the maps, then one stream for the four curves.
+  Loop: the same maps by one ``ia.compute``, then per map and step one forward of the
+  images with the top pixels removed.
 
 Captum's ``perturbations_per_eval`` is tuned per method (the fastest of a few, timed once
-on one target), and its Shapley sampler is handed the same permutations as ours, so the
+on one target), and its Shapley sampler is handed the permutations our seed draws, so the
 results must agree (checked after timing). Timing uses :func:`benchmarks.measure.measure`:
 interleaved rounds, medians, then one instrumented call counting forward rows.
 """
@@ -34,13 +39,9 @@ from typing import Any
 import torch
 from captum.attr import FeatureAblation, Occlusion, ShapleyValueSampling
 
-from algebra.kernels.coalitions import ablation_design, shapley_design
-from algebra.kernels.estimators import attribute, scores
-from algebra.kernels.memory import default_budget
-from algebra.kernels.metrics import deletion
-from algebra.kernels.occlusion import occlusion_design
-from algebra.kernels.perturb import evaluate
-from algebra.kernels.players import grid, spread
+import algebra as ia
+from algebra.kernels.coalitions import shapley_design
+from algebra.kernels.players import grid
 
 from .measure import measure
 from .models import NUM_CLASSES, make_images, make_model
@@ -50,14 +51,9 @@ GOALS = {"shapley_all": 5.0, "three_methods": 2.0, "deletion4": 2.0}  # on a 2-c
 Run = Callable[[], Any]
 
 
-def _ours_attr(model, x, designs, targets_of, budget) -> dict[str, torch.Tensor]:
-    out = evaluate(model, x, designs, 0.0, budget)
-    targets = targets_of(out)
-    shape = tuple(x.shape)
-    return {
-        d.method: spread(attribute(d, scores(out.logits, i, targets), x), d.players, shape)
-        for d, i in zip(designs, out.index, strict=True)
-    }
+def _tensor(result: Any, *lead: str) -> torch.Tensor:
+    """A result's values with the ``lead`` dims first, as a tensor."""
+    return torch.from_numpy(result.transpose(*lead, ...).values)
 
 
 def _tune(candidates: list[int], call: Callable[[int], Any], log) -> int:
@@ -71,13 +67,12 @@ def _tune(candidates: list[int], call: Callable[[int], Any], log) -> int:
     return best
 
 
-def shapley_all(model, x, samples: int, budget: int | None, log) -> tuple[Run, Run]:
+def shapley_all(model, x, samples: int, log) -> tuple[Run, Run]:
     """Ours and Captum for Shapley sampling of every class."""
     players = grid(tuple(x.shape), 8, 8)
-    mask = players.ids  # [1, 1, 32, 32]: players span channels
-    design = shapley_design(players, samples=samples, seed=0)
-    orders = design.orders.tolist()
-    every = torch.arange(NUM_CLASSES, device=x.device)[:, None].expand(-1, x.shape[0])
+    mask = players.ids.to(x.device)  # [1, 1, 32, 32]: players span channels
+    orders = shapley_design(players, samples=samples, seed=0).orders.tolist()  # what seed=0 draws
+    wrapped = ia.model(model, name="cnn3")
 
     def sampler() -> ShapleyValueSampling:
         s = ShapleyValueSampling(model)
@@ -102,26 +97,29 @@ def shapley_all(model, x, samples: int, budget: int | None, log) -> tuple[Run, R
     ppe = _tune([16, 32, 64], lambda p: captum_call(p, [0], 1), log)
 
     def ours() -> torch.Tensor:
-        return _ours_attr(model, x, [design], lambda _: every, budget)["shapley"]
+        expr = wrapped.on(x).shapley("all", groups=ia.grid(8, 8), samples=samples, seed=0)
+        (result,) = ia.compute(expr, session=ia.Session())
+        return _tensor(result, "target", "sample")
 
     return ours, lambda: captum_call(ppe)
 
 
-def three_methods(model, x, samples: int, budget: int | None, log) -> tuple[Run, Run]:
+def three_methods(model, x, samples: int, log) -> tuple[Run, Run]:
     """Ours and Captum for Shapley sampling, occlusion and ablation of the top-2 classes."""
     players = grid(tuple(x.shape), 8, 8)
-    mask = players.ids  # [1, 1, 32, 32]: players span channels
-    shapley = shapley_design(players, samples=samples, seed=0)
-    ablation = ablation_design(players)
-    designs = [shapley, occlusion_design(tuple(x.shape), WINDOW, STRIDE), ablation]
-    orders = shapley.orders.tolist()
-
-    def top2(out) -> torch.Tensor:
-        full = out.logits[:, out.index[2][0]]  # ablation's first copy is the input itself
-        return full.topk(2, dim=1).indices.T
+    mask = players.ids.to(x.device)  # [1, 1, 32, 32]: players span channels
+    orders = shapley_design(players, samples=samples, seed=0).orders.tolist()
+    wrapped = ia.model(model, name="cnn3")
 
     def ours() -> dict[str, torch.Tensor]:
-        return _ours_attr(model, x, designs, top2, budget)
+        q, top2 = wrapped.on(x), ia.topk(2)
+        exprs = {
+            "shapley": q.shapley(top2, groups=ia.grid(8, 8), samples=samples, seed=0),
+            "occlusion": q.occlusion(top2, size=WINDOW, stride=STRIDE),
+            "feature_ablation": q.feature_ablation(top2, groups=ia.grid(8, 8)),
+        }
+        results = ia.compute(exprs, session=ia.Session())
+        return {k: _tensor(r, "target", "sample") for k, r in results.items()}
 
     sv = ShapleyValueSampling(model)
     sv.permutation_generator = lambda _p, n: iter(orders[:n])
@@ -163,29 +161,45 @@ def three_methods(model, x, samples: int, budget: int | None, log) -> tuple[Run,
     return ours, captum
 
 
-def deletion4(model, x, steps: int, budget: int | None) -> tuple[Run, Run]:
-    """Ours and a hand-written loop for deletion curves of four per-pixel maps."""
-    gen = torch.Generator().manual_seed(3)
-    maps = [torch.rand(1, x.shape[0], 1, 32, 32, generator=gen).to(x.device) for _ in range(4)]
-    with torch.no_grad():
-        pred = model(x).argmax(1)[None]
+def _maps(q: Any) -> list[Any]:
+    """Four per-pixel maps of the predicted class, as expressions."""
+    return [
+        q.saliency("pred").sum("channel"),
+        q.input_x_gradient("pred").sum("channel"),
+        q.integrated_gradients("pred", steps=8).sum("channel"),
+        q.layer("block3").grad_cam("pred"),
+    ]
+
+
+def deletion4(model, x, steps: int) -> tuple[Run, Run]:
+    """Ours and a hand-written loop for deletion curves of four per-pixel maps.
+
+    Both compute the maps with ``ia.compute``; ours then adds the curves to the same call
+    (one stream for the four), the loop runs one forward per map and step.
+    """
+    wrapped = ia.model(model, name="cnn3")
 
     def ours() -> torch.Tensor:
-        return torch.cat(deletion(model, x, maps, pred, steps, budget=budget)[0])
+        curves = [m.deletion(steps=steps) for m in _maps(wrapped.on(x))]
+        return torch.stack(
+            [_tensor(c, "sample") for c in ia.compute(*curves, session=ia.Session())]
+        )
 
     def loop() -> torch.Tensor:
+        maps = ia.compute(*_maps(wrapped.on(x)), session=ia.Session())
         curves = []
         with torch.no_grad():
             for m in maps:
-                flat = m[0].reshape(x.shape[0], -1)
+                flat = torch.from_numpy(m.values).to(x.device).reshape(x.shape[0], -1)
+                pred = torch.from_numpy(m["class"].values).to(x.device)[:, None]
                 rank = torch.sort(flat, dim=1, descending=True, stable=True).indices.argsort(dim=1)
                 points = []
                 for s in range(steps + 1):
-                    hide = (rank < s * flat.shape[1] // steps).reshape(m[0].shape)
+                    hide = (rank < s * flat.shape[1] // steps).reshape(x.shape[0], 1, *x.shape[2:])
                     copy = torch.where(hide, torch.zeros_like(x), x)
-                    points.append(model(copy).gather(1, pred.T)[:, 0])
-                curves.append(torch.stack(points, 1)[None])
-        return torch.cat(curves)
+                    points.append(model(copy).gather(1, pred)[:, 0])
+                curves.append(torch.stack(points, 1).cpu())
+        return torch.stack(curves)
 
     return ours, loop
 
@@ -193,7 +207,7 @@ def deletion4(model, x, steps: int, budget: int | None) -> tuple[Run, Run]:
 def _agree(a: Any, b: Any) -> float:
     if isinstance(a, dict):
         return max(_agree(a[k], b[k]) for k in a)
-    b = b.to(a.dtype)
+    a, b = a.cpu(), b.to(device="cpu", dtype=a.dtype)
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
 
 
@@ -228,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, x = make_model(device), make_images(8, device)
-    budget = default_budget(device)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -242,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.workloads.split(","):
         log(f"== {name}")
         if name == "deletion4":
-            ours, theirs = deletion4(model, x, args.steps, budget)
+            ours, theirs = deletion4(model, x, args.steps)
         else:
-            ours, theirs = globals()[name](model, x, args.samples, budget, log)
+            ours, theirs = globals()[name](model, x, args.samples, log)
         measured = measure({"ours": ours, "captum": theirs}, model, device, args.repeat, log)
         error = _agree(ours(), theirs())
         m_ours, m_theirs = measured["ours"], measured["captum"]

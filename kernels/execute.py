@@ -24,6 +24,7 @@ from .memory import profiling, warn_over_budget
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
+from .run_copies import run_copies
 from .sizing import (
     budget_of,
     classes_of,
@@ -36,10 +37,12 @@ from .windows import inside, path_start
 
 @dataclass
 class TaskResult:
-    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables)."""
+    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables);
+    perturbation methods also give their player map (``players``)."""
 
     values: torch.Tensor
     classes: torch.Tensor | None
+    players: torch.Tensor | None = None
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _State:
     baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
     warned: bool = False
     nan_warned: bool = False
+    perturbed: dict[str, tuple] = field(default_factory=dict)
 
 
 def execute(job: Job) -> JobResult:
@@ -99,6 +103,8 @@ def execute(job: Job) -> JobResult:
             elif group.points.kind == "baseline":
                 _check_budget(job, group, state)
                 _run_baseline(module, job, group, state)
+            elif group.points.kind == "copies":
+                run_copies(module, job, group, state)
             else:
                 _check_budget(job, group, state)
                 _run_path(module, job, group, state)
@@ -371,6 +377,8 @@ def _path_ends(
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
+    if out.kind == "perturbation":
+        return TaskResult(*state.perturbed[out.request])
     group, req = job.request(out.request)
     grads = state.grads[req.key]
     x = state.x

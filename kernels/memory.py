@@ -35,7 +35,8 @@ class Profile:
 
     ``saved`` sums every module's output (what autograd keeps, counted generously),
     ``largest`` is the largest single output, ``layers`` each named module's output,
-    ``grids`` one channel of it (what a GradCAM map of the layer takes).
+    ``grids`` one channel of it (what a GradCAM map of the layer takes) and ``shapes`` its
+    shape without the batch dim (what copies of a layer are laid over).
     """
 
     saved: int
@@ -44,6 +45,7 @@ class Profile:
     grids: dict[str, int] = field(default_factory=dict)
     classes: int | None = None
     measured: bool = True
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 _profiles: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Profile]] = (
@@ -97,6 +99,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
         return
     sizes: dict[str, int] = {}
     grids: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     rows = x.shape[0]
 
     def record(name: str):
@@ -106,6 +109,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
                 sizes[name] = sizes.get(name, 0) + out.numel() * out.element_size() // rows
                 if out.ndim >= 3:
                     grids[name] = out[0, 0].numel() * out.element_size()
+                shapes[name] = tuple(out.shape[1:])
 
         return hook
 
@@ -124,6 +128,7 @@ def profiling(module: torch.nn.Module, x: torch.Tensor) -> Iterator[None]:
         layers=sizes,
         grids=grids,
         classes=classes,
+        shapes=shapes,
     )
     _profiles.setdefault(module, {})[_shape_key(x)] = profile
 

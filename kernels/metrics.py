@@ -2,8 +2,8 @@
 
 Deletion and insertion curves and faithfulness correlation are coalition designs, so the
 maps of several methods (and their shared copies: the input, the baseline) go through one
-stream. Infidelity evaluates explicit noisy copies with the same batching. Sensitivity-max
-is the kernel part only: the caller re-attributes the perturbed inputs.
+stream. Infidelity evaluates explicit noisy copies in the same stream. Sensitivity-max is
+the kernel part only: the caller re-attributes the perturbed inputs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .coalitions import Design, generator, to_device
-from .perturb import StreamResult, evaluate, forward_copies
+from .perturb import StreamResult, evaluate
 from .players import Players, player_sums
 
 
@@ -231,27 +231,49 @@ def infidelity(
     >>> bool(infidelity(net, x, attr, torch.zeros(1, 2, dtype=torch.long), noise).max() < 1e-10)
     True
     """
+    noise = perturbations.to(x.device)
+    out = evaluate(module, x, [], 0.0, budget, noise=[torch.cat([noise[:1] * 0, noise])])
+    full = _target_scores(out.logits[:, :1], targets)[..., 0]  # x itself: zero noise
+    noisy = _target_scores(out.logits[:, 1:], targets)
+    return infidelity_values(full, noisy, attributions.to(x.device), perturbations, normalize)
+
+
+def infidelity_values(
+    full: torch.Tensor,
+    noisy: torch.Tensor,
+    attributions: torch.Tensor,
+    perturbations: torch.Tensor,
+    normalize: bool = False,
+) -> torch.Tensor:
+    """Infidelity ``[T, N]`` from the target scores at the inputs ``full`` ``[T, N]`` and at
+    the noisy copies ``x - I`` ``noisy`` ``[T, N, S]``.
+
+    Examples
+    --------
+    >>> attr = torch.tensor([[[1.0, 2.0]]])  # [T, N, features]
+    >>> noise = torch.tensor([[[0.5, 0.5]], [[1.0, 0.0]]])  # [S, N, features]
+    >>> noisy = torch.tensor([[[3.5, 4.0]]])  # f(x - I) of an additive f: drops 1.5, 1.0
+    >>> infidelity_values(torch.tensor([[5.0]]), noisy, attr, noise)
+    tensor([[0.]])
+    """
     samples = perturbations.shape[0]
-    perturbations = perturbations.to(x.device)
-
-    def build(copies: tuple[int, int], rows: tuple[int, int]) -> torch.Tensor:
-        (u0, u1), (n0, n1) = copies, rows
-        noise = torch.cat([torch.zeros_like(perturbations[:1]), perturbations])[u0:u1, n0:n1]
-        return x[n0:n1] - noise
-
-    logits, _ = forward_copies(module, x, samples + 1, build, budget)
-    classes = targets.to(logits.device).T[:, None, :].expand(-1, samples + 1, -1)
-    score = logits.gather(2, classes).permute(2, 0, 1)  # [T, N, S + 1]
-    drops = (score[..., :1] - score[..., 1:]).double()
-    attr = attributions.to(x.device).double()
-    dots = (perturbations.double()[:, None] * attr[None]).flatten(3).sum(3).permute(1, 2, 0)
+    drops = (full[..., None] - noisy).double()
+    attr = attributions.double()
+    noise = perturbations.to(attr.device).double()
+    dots = (noise[:, None] * attr[None]).flatten(3).sum(3).permute(1, 2, 0)
     if normalize:
         aa, ad, dd = dots.square().sum(-1), (dots * drops).sum(-1), drops.square().sum(-1)
         beta = ad / torch.where(aa == 0, torch.ones_like(aa), aa)
         value = beta * beta * aa - 2 * beta * ad + dd
     else:
         value = (dots - drops).square().sum(-1)
-    return (value / samples).to(logits.dtype)
+    return (value / samples).to(full.dtype)
+
+
+def _target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    # [N, K, C] logits -> [T, N, K] scores of each sample's target classes
+    classes = targets.to(logits.device).T[:, None, :].expand(-1, logits.shape[1], -1)
+    return logits.gather(2, classes).permute(2, 0, 1)
 
 
 def sensitivity_max(attributions: torch.Tensor, reattributions: torch.Tensor) -> torch.Tensor:

@@ -1,52 +1,27 @@
 """The perturbation stream: one forward per unique perturbed copy, for every design at once.
 
 Copies that several designs ask for (the input itself, the baseline, the same mask in
-ablation and Shapley) are found by hashing each copy's feature-level mask and evaluated
-once. Copies are built chunk by chunk on the model's device (never all at once) and cut
+ablation and Shapley) are found by hashing each copy's feature-level mask
+(:mod:`~algebra.kernels.dedup`) and evaluated once. Copies are built chunk by chunk on the model's device (never all at once) and cut
 into batches under the memory budget, with gradients off; the logits of every class come
 back, so any number of targets costs no extra forward.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from .chunks import sample_chunks
 from .coalitions import Design, to_device
+from .dedup import NOTHING, Unique, deduplicate
 from .guard import device_of, guarded
 from .memory import chunk_rows, guessed_profile, known_profile, profiling, row_bytes
 
-# Fixed seed of the random hash weights: they only name masks, never change a result.
-_HASH_SEED = 0x5EED
-_HASH_ROWS = 1 << 20  # entries of one hashing block
-
-
-@dataclass(frozen=True)
-class Unique:
-    """The unique copies of several designs.
-
-    ``index[i][k]`` is the unique copy of design ``i``'s coalition ``k``; unique copy ``u``
-    is built from coalition ``row[u]`` of design ``design[u]`` (its first occurrence).
-    """
-
-    index: list[torch.Tensor]
-    design: torch.Tensor
-    row: torch.Tensor
-    copies: int
-
-    @property
-    def count(self) -> int:
-        """The number of unique copies.
-
-        Examples
-        --------
-        >>> Unique([torch.tensor([0, 0])], torch.tensor([0]), torch.tensor([0]), 2).count
-        1
-        """
-        return int(self.design.numel())
+# One batch of ``k`` copies of samples ``n0:n1`` (flattened) -> their logits.
+Forward = Callable[[torch.Tensor, tuple[int, int], int], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -54,7 +29,9 @@ class StreamResult:
     """Logits ``[N, U, C]`` of the unique copies, each design's index into them, and counts.
 
     ``copies`` the coalitions asked for, ``unique`` those evaluated, ``batches`` the
-    forward calls and ``rows`` the rows they carried (``unique * N``).
+    forward calls and ``rows`` the rows they carried (``unique * N``, noisy copies
+    included). ``noisy[i]`` is the range of noise tensor ``i``'s copies on the copy axis of
+    ``logits`` (after the unique ones).
     """
 
     logits: torch.Tensor
@@ -63,46 +40,7 @@ class StreamResult:
     unique: int
     batches: int
     rows: int
-
-
-def deduplicate(designs: list[Design], shape: tuple[int, ...]) -> Unique:
-    """Find the designs' coalitions that give the same copy of inputs shaped ``shape``.
-
-    Two coalitions give the same copy when they keep the same features of every sample and
-    fill the others alike (the baseline, or the same samples for feature permutation).
-    Unique copies are numbered in order of first appearance.
-
-    Examples
-    --------
-    >>> from algebra.kernels.coalitions import ablation_design, exact_design
-    >>> from algebra.kernels.players import every_feature
-    >>> p = every_feature((1, 2))
-    >>> u = deduplicate([ablation_design(p), exact_design(p)], (1, 2))
-    >>> u.copies, u.count, u.index[1].tolist()
-    (7, 4, [3, 2, 1, 0])
-    """
-    if not designs:
-        raise ValueError("designs: expected at least one design")
-    device = designs[0].keep.device
-    g = torch.Generator().manual_seed(_HASH_SEED)
-    features = torch.randint(-(2**62), 2**62, tuple(shape[1:]), generator=g).to(device)
-    samples = torch.randint(-(2**62), 2**62, (shape[0],), generator=g).to(device)
-    width = max(d.players.ids.shape[0] for d in designs)
-    keys = [_keys(d, features, samples, width) for d in designs]
-    flat = torch.cat(keys)
-    _, inverse = torch.unique(flat, dim=0, return_inverse=True)
-    total = flat.shape[0]
-    first = torch.full((int(inverse.max()) + 1,), total, device=device)
-    first.scatter_reduce_(0, inverse, torch.arange(total, device=device), "amin")
-    order = first.argsort()
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=device)
-    sizes = [d.keep.shape[0] for d in designs]
-    offsets = torch.tensor([0, *sizes], device=device).cumsum(0)
-    starts = first[order]
-    which = torch.searchsorted(offsets[1:], starts, right=True)
-    index = list(rank[inverse].split(sizes))
-    return Unique(index, which, starts - offsets[which], total)
+    noisy: list[tuple[int, int]] = field(default_factory=list)
 
 
 def evaluate(
@@ -111,12 +49,18 @@ def evaluate(
     designs: list[Design],
     baseline: float | torch.Tensor = 0.0,
     budget: int | None = None,
+    noise: Sequence[torch.Tensor] = (),
+    forward: Forward | None = None,
+    sizing: torch.Tensor | None = None,
 ) -> StreamResult:
     """Evaluate ``module`` once on every unique copy of ``x`` the ``designs`` ask for.
 
     ``baseline`` (a scalar or a tensor broadcastable to ``x``) fills the features of
-    players out of a coalition. ``budget`` caps the bytes of one batch (``None``: one
-    batch). The module comes back unchanged; results stay on its device.
+    players out of a coalition. ``noise`` adds explicit copies ``x - noise[s]`` (each
+    ``[S, N, ...]``, as infidelity perturbs) after the designs' copies. ``budget`` caps the
+    bytes of one batch (``None``: one batch). ``forward`` and ``sizing`` perturb something
+    other than the model's input (see :func:`forward_copies`). The module comes back
+    unchanged; results stay on its device.
 
     Examples
     --------
@@ -127,20 +71,38 @@ def evaluate(
     >>> out = evaluate(net, x, [ablation_design(every_feature(x.shape))])
     >>> out.logits.shape, out.unique, out.batches
     (torch.Size([4, 4, 2]), 4, 1)
+    >>> out = evaluate(net, x, [], noise=[torch.zeros(5, 4, 3)])
+    >>> out.noisy, out.unique
+    ([(0, 5)], 0)
     """
+    if not designs and not noise:
+        raise ValueError("designs: expected at least one design (or noise copies)")
     device = device_of(module, default=x.device)
     x = x.to(device)
     designs = [_checked(to_device(d, device), x.shape) for d in designs]
     fill = baseline_tensor(baseline, x)
-    unique = deduplicate(designs, tuple(x.shape))
+    unique = deduplicate(designs, tuple(x.shape)) if designs else NOTHING
+    noisy = torch.cat([n.to(device=device, dtype=x.dtype) for n in noise]) if noise else None
+    first, ranges = unique.count, []
+    for n in noise:
+        ranges.append((first, first + n.shape[0]))
+        first += n.shape[0]
 
     def build(copies: tuple[int, int], samples: tuple[int, int]) -> torch.Tensor:
-        return _copies(x, fill, designs, unique, copies, samples)
+        (u0, u1), (n0, n1) = copies, samples
+        u = unique.count
+        parts = []
+        if u0 < u:
+            parts.append(_copies(x, fill, designs, unique, (u0, min(u1, u)), samples))
+        if u1 > u:
+            assert noisy is not None
+            parts.append(x[None, n0:n1] - noisy[max(u0, u) - u : u1 - u, n0:n1])
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    logits, batches = forward_copies(module, x, unique.count, build, budget)
+    logits, batches = forward_copies(module, x, first, build, budget, forward, sizing)
     n = x.shape[0]
     return StreamResult(
-        logits, unique.index, unique.copies, unique.count, batches, unique.count * n
+        logits, unique.index, unique.copies, unique.count, batches, first * n, ranges
     )
 
 
@@ -150,12 +112,19 @@ def forward_copies(
     count: int,
     build: Callable[[tuple[int, int], tuple[int, int]], torch.Tensor],
     budget: int | None = None,
+    forward: Forward | None = None,
+    sizing: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Logits ``[N, count, C]`` of ``count`` copies of ``x`` and the number of batches.
 
     ``build((u0, u1), (n0, n1))`` makes copies ``u0:u1`` of samples ``n0:n1``, shaped
     ``[u1 - u0, n1 - n0, ...]``; batches take whole copies of all samples, or one copy's
     samples in pieces when the budget is smaller. Gradients are off and the module guarded.
+
+    By default each batch is the module's input. When ``x`` is something else (a layer's
+    activation), ``forward(flat, (n0, n1), k)`` runs one batch of ``k`` copies of samples
+    ``n0:n1`` and returns their logits, and ``sizing`` (the model's inputs) sizes the
+    batches from the model's measured profile.
 
     Examples
     --------
@@ -172,15 +141,23 @@ def forward_copies(
         u = 0
         while u < count:
             # Sized again after each batch: the first one measures the model's profile.
-            per = batch_rows(module, x, budget, (count - u) * n)
+            rows = (count - u) * n
+            per = (
+                batch_rows(module, x, budget, rows)
+                if sizing is None
+                else batch_rows(module, sizing, budget, rows, copies=x)
+            )
             if per >= n:
                 ranges = [(u, min(count, u + per // n), 0, n)]
             else:
                 ranges = [(u, u + 1, n0, n1) for n0, n1 in sample_chunks(n, per)]
             for u0, u1, n0, n1 in ranges:
                 flat = build((u0, u1), (n0, n1)).reshape(-1, *x.shape[1:])
-                with profiling(module, flat):
-                    out = module(flat)
+                if forward is None:
+                    with profiling(module, flat):
+                        out = module(flat)
+                else:
+                    out = forward(flat, (n0, n1), u1 - u0)
                 _check_output(out, flat.shape[0])
                 if logits is None:
                     logits = out.new_empty(n, count, out.shape[1])
@@ -191,11 +168,18 @@ def forward_copies(
     return logits, batches
 
 
-def batch_rows(module: torch.nn.Module, x: torch.Tensor, budget: int | None, rows: int) -> int:
+def batch_rows(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    budget: int | None,
+    rows: int,
+    copies: torch.Tensor | None = None,
+) -> int:
     """Rows of one forward batch under ``budget`` (all ``rows`` without a budget).
 
     Sized from the model's measured profile on ``x``'s shape, or a conservative guess
-    before the first forward has measured it.
+    before the first forward has measured it; ``copies`` (default ``x``) is what each row
+    copies, when that is not the model's input (a layer's activation).
 
     Examples
     --------
@@ -204,16 +188,26 @@ def batch_rows(module: torch.nn.Module, x: torch.Tensor, budget: int | None, row
     """
     profile = known_profile(module, x) or guessed_profile(x)
     point = x[0].numel() * x.element_size()
-    # The copy's mask and fill live beside the forward's own buffers.
+    # The copy's mask and fill live beside the forward's own buffers (and, for copies of a
+    # layer's activation, the repeated inputs the model runs on).
     per_row = row_bytes(profile, point, 0, 0, grad=False) + 2 * point
+    if copies is not None:
+        per_row += 2 * copies[0].numel() * copies.element_size()
     return chunk_rows(rows, per_row, budget)
 
 
-def count_batches(module: torch.nn.Module, x: torch.Tensor, copies: int, budget: int | None) -> int:
+def count_batches(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    copies: int,
+    budget: int | None,
+    sizing: torch.Tensor | None = None,
+) -> int:
     """Forward batches :func:`forward_copies` takes for ``copies`` copies of ``x``.
 
-    For ``explain()`` before running: exact once the model's profile on ``x``'s shape is
-    measured; before that, from the same conservative guess the first batch is sized by.
+    For ``explain()`` before running: exact once the model's profile on the inputs' shape
+    is measured; before that, from the same conservative guess the first batch is sized by.
+    ``sizing`` is the model's inputs when ``x`` is not (a layer's activation).
 
     Examples
     --------
@@ -221,7 +215,10 @@ def count_batches(module: torch.nn.Module, x: torch.Tensor, copies: int, budget:
     1
     """
     n = x.shape[0]
-    per = batch_rows(module, x, budget, copies * n)
+    if sizing is None:
+        per = batch_rows(module, x, budget, copies * n)
+    else:
+        per = batch_rows(module, sizing, budget, copies * n, copies=x)
     if per >= n:
         return -(-copies // (per // n))
     return copies * -(-n // per)
@@ -258,29 +255,6 @@ def baseline_tensor(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Te
             f"{list(x.shape)}"
         )
     return b
-
-
-def _keys(design: Design, features: torch.Tensor, samples: torch.Tensor, width: int):
-    # Hash of each coalition's copy per sample: the sum of random 64-bit weights of the
-    # kept features (wrapping), plus a column naming the fill.
-    ids, count = design.players.ids, design.players.count
-    b = ids.shape[0]
-    index = (ids + 1).expand(b, *features.shape).reshape(b, -1)
-    weights = features.reshape(1, -1).expand(b, -1)
-    per_player = torch.zeros(b, count + 1, dtype=torch.long, device=ids.device)
-    per_player.scatter_add_(1, index, weights)
-    keep = design.keep
-    step = max(1, _HASH_ROWS // max(1, b * count))
-    parts = [
-        (keep[k : k + step, None, :] * per_player[None, :, 1:]).sum(-1)
-        for k in range(0, keep.shape[0], step)
-    ]
-    hashes = (torch.cat(parts) + per_player[None, :, 0]).expand(-1, width)
-    fill = torch.zeros(keep.shape[0], 1, dtype=torch.long, device=ids.device)
-    if design.sources is not None:
-        named = (design.sources * samples).sum(1, keepdim=True) * 2 + 1
-        fill = torch.where(keep.all(1, keepdim=True), fill, named)
-    return torch.cat([hashes, fill], dim=1)
 
 
 def _copies(

@@ -3,9 +3,11 @@
 The optimizer (:mod:`algebra.optimizer`) builds a :class:`Job` per model and batch of inputs.
 Every class here is frozen: a plan is built once, then only read.
 A job is a list of :class:`Group`: one per set of points the model is evaluated at (the
-inputs, a baseline, an integration path). Each group runs one forward (per chunk) and one
-batched backward over all its :class:`Request` (every target, every layer) when fused.
-:class:`Output` says how each expression's result is assembled from a request's gradients.
+inputs, a baseline, an integration path, a stream of perturbed copies). Each gradient group
+runs one forward (per chunk) and one batched backward over all its :class:`Request` (every
+target, every layer) when fused; a copies group runs one deduplicated stream of forwards for
+all its :class:`Perturbation` designs. :class:`Output` says how each expression's result is
+assembled from a request's gradients or a design's scores.
 """
 
 from __future__ import annotations
@@ -79,7 +81,16 @@ def _shown(number: int) -> str:
 
 
 TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
-OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated"]
+OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated", "perturbation"]
+# The perturbation methods the copies runner knows, in the query language's names.
+PERTURBATION_METHODS = (
+    "shapley",
+    "kernel_shap",
+    "lime",
+    "occlusion",
+    "feature_ablation",
+    "feature_permutation",
+)
 
 
 @dataclass(frozen=True)
@@ -148,12 +159,14 @@ class Points:
     """A set of points the model is evaluated at.
 
     ``kind`` is ``"inputs"``, ``"baseline"`` (the baseline of ``path``, for layer
-    activations) or ``"path"`` (integration points; through ``layer``'s activations when
-    given). A non-empty ``owner`` keeps the point set private to one request, when a
+    activations), ``"path"`` (integration points; through ``layer``'s activations when
+    given) or ``"copies"`` (perturbed copies of the inputs, or of ``layer``'s activation,
+    whose removed features take ``path.baseline``; only the path's baseline and its key are
+    read). A non-empty ``owner`` keeps the point set private to one request, when a
     sharing rule is switched off.
     """
 
-    kind: Literal["inputs", "baseline", "path"]
+    kind: Literal["inputs", "baseline", "path", "copies"]
     path: PathSpec | None = None
     layer: str | None = None
     owner: str = ""
@@ -174,6 +187,8 @@ class Points:
         base = self.path.baseline_key
         if self.kind == "baseline":
             return f"baseline|{base}|{self.owner}"
+        if self.kind == "copies":
+            return f"copies|{base}|{self.layer}|{self.owner}"
         window = self.path.window
         return f"path|{self.path.steps}|{self.path.rule}|{base}|{window}|{self.layer}|{self.owner}"
 
@@ -181,6 +196,80 @@ class Points:
     def steps(self) -> int:
         """Rows evaluated per input sample."""
         return self.path.steps if self.kind == "path" and self.path is not None else 1
+
+
+@dataclass(frozen=True)
+class PlayerSpec:
+    """The players of a perturbation, in plain data; the kernels lay them on the perturbed
+    tensor's shape (``kernels/run_copies.py``).
+
+    ``kind`` is ``"default"`` (an 8 x 8 grid over 4-D tensors, every feature otherwise),
+    ``"grid"`` (``args`` rows, cols), ``"patches"`` (``args`` the size) or ``"mask"`` (the
+    integer tensor ``mask``, identified by ``mask_key``). With a ``window`` the players lie
+    inside it only.
+
+    Examples
+    --------
+    >>> PlayerSpec("grid", (4, 4), window=(0, 8, 0, 8)).key
+    'grid(4, 4)|window(0, 8, 0, 8)'
+    """
+
+    kind: Literal["default", "grid", "patches", "mask"]
+    args: tuple[int, ...] = ()
+    mask: Any = None
+    mask_key: str = ""
+    window: Window | None = None
+
+    @property
+    def key(self) -> str:
+        """Equal for specs that give the same players."""
+        if self.kind == "mask":
+            what = f"mask:{self.mask_key}"
+        else:
+            what = f"{self.kind}({', '.join(map(str, self.args))})"
+        return f"{what}|window{self.window}"
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """One perturbation method's copies: the method, its players and its parameters.
+
+    ``samples`` (permutations, drawn coalitions, or ``"exact"``), ``seed`` (``None``: drawn
+    from torch's global generator when the design is built), ``antithetic``,
+    ``kernel_width`` (LIME), ``size`` and ``stride`` (occlusion's sliding window).
+
+    Examples
+    --------
+    >>> a = DesignSpec("shapley", PlayerSpec("default"), samples=4, seed=0)
+    >>> a.key == DesignSpec("shapley", PlayerSpec("default"), samples=4, seed=0).key
+    True
+    """
+
+    method: str
+    players: PlayerSpec
+    samples: int | str | None = None
+    seed: int | None = None
+    antithetic: bool = False
+    kernel_width: float | None = None
+    size: int | tuple[int, ...] | None = None
+    stride: int | tuple[int, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """Equal for designs that draw the same coalitions."""
+        return (
+            f"{self.method}|{self.players.key}|{self.samples}|{self.seed}|{self.antithetic}|"
+            f"{self.kernel_width}|{self.size}|{self.stride}"
+        )
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """A design's attributions of ``target``: the copies group's counterpart of a request."""
+
+    key: str
+    design: DesignSpec
+    target: TargetSpec
 
 
 @dataclass(frozen=True)
@@ -218,13 +307,15 @@ class Group:
 
     ``capture`` lists layers whose activations this pass keeps for later use (path ends,
     times-activation, GradCAM). ``fuse_targets`` runs one batched backward over all
-    targets and layers; otherwise one backward per request and target.
+    targets and layers; otherwise one backward per request and target. A copies group holds
+    ``perturbations`` instead of requests: every design's copies go through one stream.
     """
 
     points: Points
     requests: tuple[Request, ...] = ()
     capture: tuple[str, ...] = ()
     fuse_targets: bool = True
+    perturbations: tuple[Perturbation, ...] = ()
 
     @property
     def grad(self) -> bool:
@@ -293,7 +384,12 @@ class Passes:
     """How one group runs: ``rows`` evaluated (samples x steps; one row for a shared
     baseline) in ``chunks`` of up to ``per_chunk`` rows; ``targets`` of its fused backward
     (``None`` when they depend on a number of classes not known yet) taken
-    ``targets_per_backward`` at a time."""
+    ``targets_per_backward`` at a time.
+
+    A copies group also gives the ``copies`` its designs ask for, the ``unique`` ones
+    evaluated (``rows`` is ``unique`` x samples, ``chunks`` its forward batches) and each
+    design's ``(method, players, copies)`` in ``designs``; ``known`` is ``False`` when a
+    layer's shape is not measured yet, so nothing could be counted."""
 
     rows: int
     per_chunk: int
@@ -301,3 +397,7 @@ class Passes:
     targets: int | None
     targets_per_backward: int
     needed: int | None = None  # bytes needed when even one row cannot fit the budget
+    copies: int = 0
+    unique: int = 0
+    designs: tuple[tuple[str, int, int], ...] = ()
+    known: bool = True

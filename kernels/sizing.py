@@ -1,4 +1,5 @@
-"""How a job's groups run: rows, chunks and targets per backward.
+"""How a job's groups run: rows, chunks and targets per backward (copies and batches for
+a stream of perturbed copies, from :func:`~algebra.kernels.run_copies.copies_passes`).
 
 The one description of a group's passes: the executor cuts its chunks with these functions
 and ``explain()`` prints :func:`passes`, so the two cannot disagree.
@@ -23,6 +24,7 @@ from .memory import (
     spare_budget,
 )
 from .plan import Group, Job, Passes
+from .run_copies import copies_passes
 
 
 def budget_of(job: Job, device: torch.device) -> int | None:
@@ -254,6 +256,9 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
     known = known_classes(job)
     out = []
     for group in job.groups:
+        if group.points.kind == "copies":  # a stream of perturbed copies, no gradients
+            out.append(copies_passes(job, group, budget))
+            continue
         rows = group_rows(group, job.inputs)
         per_chunk = rows_per_chunk(job, group, x, budget, classes, rows)
         steps = group.points.steps

@@ -18,6 +18,7 @@ import torch
 from ..config import options
 from ..errors import did_you_mean
 from ..ir import columns as cols
+from ..ir.players import grid, patches
 from ..ir.targets import topk
 from ..ir.views import Source, base_of, source_of
 from ..lang import syntax
@@ -201,7 +202,13 @@ class _Binder:
     def method(self, method: syntax.Method | None) -> tuple[str, dict[str, Any]]:
         if method is None:
             return options.identity, {}
-        return method.name.text, dict(method.params)
+        params = {}
+        for key, value in method.params:
+            if isinstance(value, syntax.Call):  # players: grid(rows, cols), patches(size)
+                call = _PLAYERS[value.name]
+                value = self.guarded(method.name, lambda c=call, v=value: _call(c, v))
+            params[key] = value
+        return method.name.text, params
 
     def target(self, target: syntax.TargetClause | None, q: Query) -> Any:
         if target is None or target.kind == "pred":
@@ -211,6 +218,19 @@ class _Binder:
         if target.kind == "index":
             return target.value
         return target.kind
+
+
+_PLAYERS = {"grid": grid, "patches": patches}
+
+
+def _call(function: Callable[..., Any], call: syntax.Call) -> Any:
+    try:
+        return function(*call.args)
+    except TypeError:
+        raise TypeError(
+            f"groups: {call.name}(...) takes "
+            f"{'rows, cols' if call.name == 'grid' else 'size'}; got {call.to_text()}"
+        ) from None
 
 
 def _is_model(value: Any) -> bool:

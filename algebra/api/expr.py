@@ -2,7 +2,8 @@
 
 Relational verbs (``where``, ``sel``, ``isel``, ``mean``, ``sum``, ``abs``, ``normalize``,
 ``topk_features``, ``groupby``) and ``join`` chain like pandas or xarray methods; each adds
-a node to the same graph, and all run together on the model's device at compute time.
+a node to the same graph, and all run together on the model's device at compute time. The
+evaluation metrics come from :mod:`algebra.api.evaluation`.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ from ..ir.relational import (
 from ..lang.unparse import to_query
 from ..runtime.session import Session, compute, explain
 from .bindings import bound, plain_names
+from .evaluation import MetricMethods
 
 if TYPE_CHECKING:
     import networkx
     import xarray
 
 
-class Expr:
-    """A lazy attribution: nothing runs until :meth:`compute` (or :func:`algebra.compute`)."""
+class Expr(MetricMethods):
+    """A lazy attribution: nothing runs until :meth:`compute` (or :func:`algebra.compute`).
+
+    Besides the verbs, the evaluation metrics of its map (``deletion``, ``insertion``,
+    ``infidelity``, ``sensitivity_max``, ``faithfulness_correlation``) chain here too.
+    """
 
     def __init__(self, node: Node):
         self.node = node

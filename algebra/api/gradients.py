@@ -30,6 +30,33 @@ def is_query(value: Any) -> bool:
     return isinstance(node, Node) and node.role == "view"
 
 
+def baseline_param(view: Node, baseline: Any) -> Any:
+    """A baseline as an expression holds it: a float, a tensor's ``Ref``, or another query's
+    base node (its inputs, edits applied, made lazily).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> baseline_param(q.node, 0), baseline_param(q.node, torch.zeros(4)).token[:6]
+    (0.0, 'tensor')
+    >>> baseline_param(q.node, ia.model(torch.nn.Linear(5, 3)).on(torch.rand(2, 5)))
+    Traceback (most recent call last):
+    ValueError: baseline: the baseline query's inputs have shape [2, 5], but the inputs have shape [2, 4]
+    """
+    if is_query(baseline):  # another query's inputs (edits included), lazily
+        ref: Any = base_of(baseline.node)
+        shapes = source_of(ref).shape, source_of(view).shape
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                f"baseline: the baseline query's inputs have shape {list(shapes[0])}, "
+                f"but the inputs have shape {list(shapes[1])}"
+            )
+        return ref
+    base = as_baseline(baseline, source_of(view).inputs.value)
+    return base if isinstance(base, float) else Ref(base, fingerprint(base))
+
+
 class GradientMethods:
     """Saliency, input x gradient, integrated gradients and GradCAM (mixed into ``Query``)."""
 
@@ -113,17 +140,7 @@ class GradientMethods:
         (8, 'gausslegendre')
         """
         rule = check_rule(method)
-        if is_query(baseline):  # another query's inputs (edits included), lazily
-            ref: Any = base_of(baseline.node)
-            shapes = source_of(ref).shape, source_of(self.node).shape
-            if shapes[0] != shapes[1]:
-                raise ValueError(
-                    f"baseline: the baseline query's inputs have shape {list(shapes[0])}, "
-                    f"but the inputs have shape {list(shapes[1])}"
-                )
-        else:
-            base = as_baseline(baseline, source_of(self.node).inputs.value)
-            ref = base if isinstance(base, float) else Ref(base, fingerprint(base))
+        ref = baseline_param(self.node, baseline)
         params = (("steps", check_steps(steps, rule)), ("method", rule), ("baseline", ref))
         return self._attribution("integrated_gradients", target, params)
 

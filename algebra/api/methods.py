@@ -41,7 +41,7 @@ def method_of(query: Any, name: Any) -> Callable[..., Expr]:
     'saliency'
     >>> method_of(q, "saliancy")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'saliency'?
+    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'shapley', 'kernel_shap', 'lime', 'occlusion', 'feature_ablation', 'feature_permutation'. Did you mean 'saliency'?
     """
     if not isinstance(name, str):
         raise TypeError(f"method: expected a method name (str); got {type(name).__name__}")

@@ -36,9 +36,10 @@ from .difference import difference_of
 from .expr import Expr
 from .gradients import GradientMethods
 from .methods import check_params, method_of, renamed
+from .perturbation import PerturbationMethods
 
 
-class Query(GradientMethods):
+class Query(GradientMethods, PerturbationMethods):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
@@ -247,10 +248,12 @@ class Query(GradientMethods):
         ----------
         target : int, sequence of int, "pred", "label", "all", ia.topk(k), ia.classes([...]) or callable
         method : str, optional
-            An attribution method's name: ``saliency``, ``input_x_gradient``,
+            An attribution method's name: ``shapley`` (the default identity),
+            ``kernel_shap``, ``lime``, ``occlusion``, ``feature_ablation``,
+            ``feature_permutation``, ``saliency``, ``input_x_gradient``,
             ``integrated_gradients`` or ``grad_cam``.
         **params
-            The method's own parameters (e.g. ``steps=32``). Integrated gradients' rule,
+            The method's own parameters (e.g. ``samples=50``). Integrated gradients' rule,
             its ``method`` argument, is passed as ``integration=`` here.
 
         Returns
@@ -262,7 +265,7 @@ class Query(GradientMethods):
         >>> import torch, algebra as ia
         >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> q.identity("pred").node.method
-        'integrated_gradients'
+        'shapley'
         >>> q.identity("pred", "saliency", abs=False).node == q.saliency("pred", abs=False).node
         True
         >>> q.identity(0, "saliency", step=3)
@@ -280,7 +283,8 @@ class Query(GradientMethods):
 
         For two inputs ``x, x'`` through one model, the pair ``(phi(x; x'), phi(x'; x))``:
         each input attributed with the other as its baseline, along a ``side`` dim (``left``,
-        ``right``); ``method`` must take a baseline (``integrated_gradients``). For one input
+        ``right``); ``method`` must take a baseline (``shapley``, ``integrated_gradients``,
+        ...). For one input
         through two models ``f, g``, the attribution of their disagreement ``f_c - g_c``;
         ``pred`` is then the left model's prediction.
 
@@ -305,7 +309,7 @@ class Query(GradientMethods):
         >>> import torch, algebra as ia
         >>> m = ia.model(torch.nn.Linear(4, 3).eval())
         >>> x, x2 = m.on(torch.rand(2, 4)), m.on(torch.rand(2, 4))
-        >>> r = x.antijoin(x2, "pred", steps=8).compute()
+        >>> r = x.antijoin(x2, "pred", samples=4, seed=0).compute()  # Shapley, the identity
         >>> r.dims, r.side.values.tolist()
         (('side', 'sample', 'feature'), ['left', 'right'])
         """
@@ -342,7 +346,8 @@ class Query(GradientMethods):
         if "baseline" not in inspect.signature(bound).parameters:
             raise ValueError(
                 f"method: {name!r} takes no baseline; an anti-join of two inputs attributes each "
-                "with the other as baseline: use 'integrated_gradients'"
+                "with the other as baseline: use a method with one ('shapley', "
+                "'integrated_gradients', 'kernel_shap', 'lime', 'occlusion' or 'feature_ablation')"
             )
         if "baseline" in params:
             raise TypeError("baseline: an anti-join sets each side's baseline to the other input")

@@ -22,19 +22,26 @@ class Method:
 
     ``output`` says how the result comes from the gradient (the kernel's ``Output.kind``):
     ``gradient``, ``times_input`` (times the input or activation), ``grad_cam`` or
-    ``integrated`` (along a path from a baseline). ``needs_layer`` methods attribute a
-    layer's activation only.
+    ``integrated`` (along a path from a baseline); ``perturbation`` methods evaluate
+    perturbed copies by forward passes only. ``needs_layer`` methods attribute a layer's
+    activation only; methods without ``at_layer`` attribute the input only.
     """
 
     name: str
     output: str
     summary: str
     needs_layer: bool = False
+    at_layer: bool = True
 
     @property
     def path(self) -> bool:
         """Whether the method integrates along a path of points."""
         return self.output == "integrated"
+
+    @property
+    def perturbs(self) -> bool:
+        """Whether the method evaluates perturbed copies (forwards only, no gradient)."""
+        return self.output == "perturbation"
 
 
 METHODS: dict[str, Method] = {
@@ -53,6 +60,21 @@ METHODS: dict[str, Method] = {
             "layer channels weighted by their mean gradient",
             needs_layer=True,
         ),
+        Method("shapley", "perturbation", "Shapley values of the players (permutation sampling)"),
+        Method("kernel_shap", "perturbation", "KernelSHAP: a Shapley-kernel weighted linear fit"),
+        Method("lime", "perturbation", "LIME: a locally weighted linear fit of the players"),
+        Method(
+            "occlusion",
+            "perturbation",
+            "score drop when a sliding window is set to the baseline",
+            at_layer=False,
+        ),
+        Method("feature_ablation", "perturbation", "score drop when one player is removed"),
+        Method(
+            "feature_permutation",
+            "perturbation",
+            "score drop when one player is shuffled across the batch",
+        ),
     )
 }
 
@@ -66,7 +88,7 @@ def method(name: str) -> Method:
     'gradient'
     >>> method("integrated_gradient")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'shapley', 'kernel_shap', 'lime', 'occlusion', 'feature_ablation', 'feature_permutation'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
     """
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)
@@ -131,6 +153,12 @@ class Attribution(Node):
     def validate(self) -> None:
         spec = method(self.method)
         source = source_of(self.view)
+        if not spec.at_layer and layer_of(self.view) is not None:
+            raise ValueError(
+                f"{self.method}: its windows slide over the input's pixels, so it cannot "
+                "attribute a layer; at a layer use feature_ablation (or shapley) with "
+                "groups=ia.grid(rows, cols) or ia.patches(size)"
+            )
         if spec.needs_layer and layer_of(self.view) is None:
             names = source.model.layer_names
             raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .attribution import Attribution
 from .joins import AntiJoin, Disagreement, Join
+from .metrics import Metric
 from .node import Node, Ref, dispatch_table, entries
 from .relational import (
     VERBS,
@@ -184,6 +185,24 @@ def _(node: Node) -> str:
     return f"{_expr(node.children[0])}.{_step(node)}"
 
 
+@_expr.register
+def _(node: Metric) -> str:
+    return f"{_expr(node.child)}.{describe_metric(node)}"
+
+
+def describe_metric(node: Metric) -> str:
+    """A metric as the user chained it, its parameters included.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+    >>> describe_metric(q.saliency(0).deletion(steps=4).node)
+    'deletion(steps=4, baseline=0.0)'
+    """
+    return f"{node.kind}({', '.join(f'{k}={shown(v)}' for k, v in node.params)})"
+
+
 # -- label: every node, one vertex of a graph ----------------------------------------------
 _label = dispatch_table("label", role="all")
 
@@ -206,6 +225,11 @@ def _(node: Attribution) -> str:
 @entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, *VERBS))
 def _(node: Node) -> str:
     return node.op
+
+
+@_label.register
+def _(node: Metric) -> str:
+    return node.kind
 
 
 # -- result_name: the name of a computed node's DataArray ----------------------------------
@@ -232,6 +256,6 @@ def _(node: Disagreement) -> str:
     return node.part.method
 
 
-@entries(_name, VERBS)
+@entries(_name, (*VERBS, Metric))
 def _(node: Node) -> str:
     return _name(node.children[0])

@@ -29,7 +29,9 @@ selection: STAR | LAYER | STRING
 
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"
 using: USING NAME ("(" (param ("," param)*)? ")")?
-param: NAME EQUAL literal
+param: NAME EQUAL (literal | call | int_list)
+call: NAME ("(" INT ("," INT)* ")")?
+int_list: LSQB INT ("," INT)* "]"
 target: TARGET (NAME | TOP INT | INT)
 where: WHERE or_expr
 

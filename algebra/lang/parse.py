@@ -32,7 +32,9 @@ from .predicates import LEFT_DEEP, chained
 from .syntax import (
     BOOLEAN_COLUMNS,
     COLUMNS,
+    PLAYER_CALLS,
     And,
+    Call,
     Column,
     Compare,
     Join,
@@ -40,6 +42,7 @@ from .syntax import (
     Name,
     Not,
     Or,
+    Param,
     Predicate,
     Scalar,
     Select,
@@ -322,9 +325,32 @@ class _Build(Transformer):
         pairs = tuple((str(token), value) for token, value in params)
         return _Clause(keyword, Method(_name(name), pairs))
 
-    def param(self, children: list[Any]) -> tuple[Token, Scalar]:
+    def param(self, children: list[Any]) -> tuple[Token, Param]:
         name, _, value = children
         return name, value
+
+    def call(self, children: list[Token]) -> Call:
+        name, *args = children
+        if not args and name.lower() not in PLAYER_CALLS:  # a bare name is no value
+            _fail(
+                "expected a number, a quoted string, 'true' or 'false'",
+                name,
+                "Players are written grid(rows, cols) or patches(size); sizes as [3, 8, 8].",
+            )
+        if not args:
+            example = "grid(4, 4)" if name.lower() == "grid" else "patches(4)"
+            _fail(f"{name.lower()} needs its arguments, e.g. {example}", name)
+        if name.lower() not in PLAYER_CALLS:
+            choices = ", ".join(f"{c}(...)" for c in PLAYER_CALLS)
+            _fail(
+                f"unknown players {str(name)!r}; expected {choices}",
+                name,
+                did_you_mean(name.lower(), PLAYER_CALLS),
+            )
+        return Call(name.lower(), tuple(int(_number(a)) for a in args))
+
+    def int_list(self, children: list[Token]) -> tuple[int, ...]:
+        return tuple(int(_number(t)) for t in children[1:])
 
     def target(self, children: list[Token]) -> _Clause:
         keyword, *rest = children

@@ -23,7 +23,8 @@ label``::
 - :class:`Join`: ``how`` is ``"mean"`` (``join``, ``mean join``), ``"min"``, ``"product"``
   or ``"anti"`` (``left join``), and ``query`` the sub-query.
 - :class:`Method`: ``name`` and ``params``, a tuple of ``(name, value)`` pairs in the order
-  written; values are ``int``, ``float``, ``str`` or ``bool``.
+  written; values are ``int``, ``float``, ``str`` or ``bool``, a :class:`Call` of players
+  (``grid(8, 8)``, ``patches(4)``) or a tuple of integers (``[3, 8, 8]``, a window size).
 - :class:`TargetClause`: ``kind`` is ``"pred"``, ``"label"``, ``"all"``, ``"top"`` (with
   ``value`` the ``k``) or ``"index"`` (with ``value`` the class index).
 - Predicates over the sample columns (:data:`COLUMNS`): :class:`Compare` (a
@@ -131,6 +132,53 @@ class Window:
         return f"[{self.r0}, {self.r1}, {self.c0}, {self.c1}]"
 
 
+#: The player specs a parameter may call (``groups=grid(8, 8)``).
+PLAYER_CALLS = ("grid", "patches")
+
+
+@dataclass(frozen=True)
+class Call:
+    """A players spec as a parameter value: ``grid(rows, cols)`` or ``patches(size)``.
+
+    Examples
+    --------
+    >>> Call("grid", (8, 8)).to_text()
+    'grid(8, 8)'
+    """
+
+    name: str
+    args: tuple[int, ...]
+
+    def to_text(self) -> str:
+        """The call as query text.
+
+        Examples
+        --------
+        >>> Call("patches", (4,)).to_text()
+        'patches(4)'
+        """
+        return f"{self.name}({', '.join(str(a) for a in self.args)})"
+
+
+#: A method parameter's value.
+Param = Scalar | Call | tuple[int, ...]
+
+
+def param_text(value: Param) -> str:
+    """A parameter value as query text: a literal, a call, or a list of integers.
+
+    Examples
+    --------
+    >>> param_text((3, 8, 8)), param_text(Call("grid", (2, 2))), param_text(True)
+    ('[3, 8, 8]', 'grid(2, 2)', 'true')
+    """
+    if isinstance(value, Call):
+        return value.to_text()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return literal(value)
+
+
 @dataclass(frozen=True)
 class Method:
     """``using name(k=v, ...)``: the interpretation method and its parameters.
@@ -142,7 +190,7 @@ class Method:
     """
 
     name: Name
-    params: tuple[tuple[str, Scalar], ...] = ()
+    params: tuple[tuple[str, Param], ...] = ()
 
     def to_text(self) -> str:
         """The method as written after ``using`` (no parentheses without parameters).
@@ -156,7 +204,7 @@ class Method:
         """
         if not self.params:
             return self.name.text
-        inner = ", ".join(f"{key}={literal(value)}" for key, value in self.params)
+        inner = ", ".join(f"{key}={param_text(value)}" for key, value in self.params)
         return f"{self.name.text}({inner})"
 
 

@@ -15,8 +15,10 @@ from ..ir import columns as cols
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.metrics import Metric
 from ..ir.model import ModelInfo
 from ..ir.node import Node, Ref, dispatch_table, entries
+from ..ir.players import PlayerSpecs
 from ..ir.relational import VERBS, Where
 from ..ir.targets import Target
 from ..ir.views import Edit, Layer, Source, Window, rebased, source_of
@@ -153,11 +155,18 @@ def _(view: Source, parts: dict[str, Any]) -> None:  # the loop stops at the sou
 def _literal(value: Any, what: str) -> Any:
     if isinstance(value, (Ref, Node)):
         raise _refuse(f"a tensor or query parameter ({what})")
+    if isinstance(value, PlayerSpecs):
+        return syntax.Call(value.kind, value.args)
     return value
 
 
 def _method(node: Attribution, skip: tuple[str, ...] = ()) -> syntax.Method:
-    params = tuple((key, _literal(value, key)) for key, value in node.params if key not in skip)
+    # ``None`` is every such parameter's default (players, seeds): left out, it comes back.
+    params = tuple(
+        (key, _literal(value, key))
+        for key, value in node.params
+        if key not in skip and value is not None
+    )
     return syntax.Method(syntax.Name(node.method), params)
 
 
@@ -232,6 +241,11 @@ def _(node: Disagreement, namer: _Namer) -> syntax.Select:
 @entries(_select, (verb for verb in VERBS if verb is not Where))
 def _(node: Node, namer: _Namer) -> syntax.Select:
     raise _refuse(f"{describe_step(node)}")
+
+
+@_select.register
+def _(node: Metric, namer: _Namer) -> syntax.Select:
+    raise _refuse(f"the metric {node.kind}")
 
 
 def _fields(select: syntax.Select) -> dict[str, Any]:

@@ -33,6 +33,10 @@ def _bytes(n: int) -> str:
 def _points(points: Points, n: int) -> str:
     if points.kind == "inputs":
         what = "inputs"
+    elif points.kind == "copies":
+        assert points.path is not None
+        through = f" of layer {points.layer!r}" if points.layer else ""
+        what = f"copies{through}, baseline {_baseline(points.path.baseline_key)}"
     elif points.kind == "baseline":
         assert points.path is not None
         what = f"baseline {_baseline(points.path.baseline_key)}"
@@ -125,6 +129,45 @@ def _backward_lines(
     return lines
 
 
+def _copies(count: int) -> str:
+    return f"{count} cop{'ies' if count != 1 else 'y'}"
+
+
+def _stream_rows(passes: Passes) -> str:
+    return _n(passes.rows, "row") if passes.known else "rows known after a first forward"
+
+
+def _wants(group: Group) -> str:
+    """What a copies group's perturbations read: each method and its target."""
+    seen = dict.fromkeys(f"{p.design.method} of {_target(p.target)}" for p in group.perturbations)
+    return "; ".join(seen)
+
+
+def _copies_lines(group: Group, passes: Passes, n: int, tally: _Tally, chunk: bool) -> list[str]:
+    """The stream of a copies group: its designs, copies, what was shared, its batches."""
+    head = f"  forward {_points(group.points, n)}"
+    if not passes.known:
+        return [
+            f"{head} (no gradients; the layer's shape, so its copies, are known after the "
+            "model's first forward on these inputs)"
+        ]
+    batches = passes.chunks if chunk else 1
+    shared = passes.copies - passes.unique
+    lines = [
+        f"{head} ({_n(passes.rows, 'row')}; no gradients): {_n(len(passes.designs), 'design')}, "
+        f"{_copies(passes.copies)}, {passes.unique} unique ({shared} shared), "
+        f"{batches} batch{'es' if batches != 1 else ''}"
+    ]
+    for method, players, copies in passes.designs:
+        over = f"{copies - 1} windows" if method == "occlusion" else f"over {players} players"
+        lines.append(f"    {method} {over}: {_copies(copies)}")
+    targets = dict.fromkeys(_target(p.target) for p in group.perturbations)
+    lines.append(f"    targets {', '.join(targets)}: read from the same logits, no extra forward")
+    tally.forwards += batches
+    tally.rows += passes.rows
+    return lines
+
+
 def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
     """The plan at every stage, as text; ``sizes[j]`` describes fused job ``j``'s passes.
 
@@ -150,11 +193,12 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
     lines = [head + ("" if optimized else " (unoptimized)")]
     lines.append(f"logical: {len(nodes)} expression{'s' if len(nodes) != 1 else ''}")
     lines += [f"  {describe(node)}" for node in nodes]
-    requests = plan.simplified.requests
+    requests, designs = plan.simplified.requests, plan.simplified.designs
     if rules.simplify:
         lines.append(
             f"simplified: {unique} unique expression{'s' if unique != 1 else ''}, "
             f"{requests} gradient request{'s' if requests != 1 else ''}"
+            + (f", {_n(designs, 'perturbation design')}" if designs else "")
         )
     else:
         lines.append("simplified: off")
@@ -179,6 +223,17 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
             tally.rows += n
         for group, passes in zip(job.groups, size.passes, strict=True):
             rows = passes.rows
+            if group.points.kind == "copies":
+                lines.append(
+                    f"  {_points(group.points, n)} ({_stream_rows(passes)}): " + _wants(group)
+                )
+                fused_lines += _copies_lines(group, passes, n, tally, rules.chunk)
+                if rules.chunk and passes.chunks > 1:
+                    chunk_lines.append(
+                        f"  {_points(group.points, n)}: {passes.chunks} batches of up to "
+                        f"{_n(passes.per_chunk, 'row')}"
+                    )
+                continue
             wants = "; ".join(f"{_target(r.target)} wrt {_wrt(r.wrt)}" for r in group.requests)
             lines.append(
                 f"  {_points(group.points, n)} ({_n(rows, 'row')}){': ' + wants if wants else ''}"

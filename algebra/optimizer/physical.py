@@ -1,8 +1,10 @@
 """Stage 2, physical: requests grouped by model and inputs (a job) and by point set (a group).
 
 Every job evaluates its inputs first (their logits resolve data-dependent targets), then
-baselines, then integration paths. A path through a layer runs between the layer's
-activations at the baseline and at the inputs, so both point sets capture that layer.
+baselines, then integration paths, then streams of perturbed copies (one per baseline and
+layer: every perturbation design on them shares its forwards). A path or a stream through a
+layer runs between the layer's activations at the baseline and at the inputs, so both
+point sets capture that layer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ..ir.views import Source, base_of, source_of
 from ..kernels.plan import Group, Points
 from .simplify import Lowered, Simplified
 
-_ORDER = {"inputs": 0, "baseline": 1, "path": 2}
+_ORDER = {"inputs": 0, "baseline": 1, "path": 2, "copies": 3}
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,12 @@ def _job(items: list[Lowered]) -> PhysicalJob:
 
     def add(points: Points, request: object = None, capture: tuple[str, ...] = ()) -> None:
         group = groups.setdefault(points.key, Group(points))
-        requests = group.requests
-        if request is not None and all(r.key != request.key for r in requests):  # type: ignore[attr-defined]
-            requests = (*requests, request)  # type: ignore[assignment]
+        field = "perturbations" if points.kind == "copies" else "requests"
+        held = getattr(group, field)
+        if request is not None and all(r.key != request.key for r in held):  # type: ignore[attr-defined]
+            held = (*held, request)
         merged = tuple(dict.fromkeys([*group.capture, *capture]))
-        groups[points.key] = replace(group, requests=requests, capture=merged)
+        groups[points.key] = replace(group, **{field: held}, capture=merged)
 
     for item in items:
         add(item.points, item.request, item.capture)

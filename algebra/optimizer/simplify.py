@@ -1,8 +1,10 @@
-"""Stage 1, simplify: each unique attribution lowered to one gradient request and one output.
+"""Stage 1, simplify: each unique attribution lowered to one request and one output.
 
 Equal sub-expressions have equal tokens and are lowered once. With ``simplify`` on, two
 attributions of the same target, layer and points share one request (saliency and
-input-x-gradient of a target share a gradient); with it off, each has its own.
+input-x-gradient of a target share a gradient); with it off, each has its own. A
+perturbation method becomes a :class:`~algebra.kernels.plan.Perturbation` (a design and a
+target) on a point set of perturbed copies, keyed by its baseline.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from ..config import OptimizerOptions
 from ..ir.attribution import Attribution, method
 from ..ir.node import Node, Ref
 from ..ir.views import Edit, Source, base_of, layer_of, window_of
-from ..kernels.plan import Edited, Output, PathSpec, Points, Request, TargetSpec
+from ..kernels.plan import (
+    DesignSpec,
+    Edited,
+    Output,
+    PathSpec,
+    Perturbation,
+    PlayerSpec,
+    Points,
+    Request,
+    TargetSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -22,14 +34,14 @@ class Lowered:
 
     ``job`` identifies the model and (possibly edited) inputs it runs on; ``capture``
     lists layers whose activations its points must keep; ``path_layer`` is the layer a
-    path runs through, whose activations at the inputs and at the baseline are the path's
-    ends.
+    path (or a stream of copies) runs through, whose activations at the inputs and at the
+    baseline are the path's ends (the copies' values and fill).
     """
 
     node: Attribution
     job: str
     points: Points
-    request: Request
+    request: Request | Perturbation
     output: Output
     capture: tuple[str, ...] = ()
     path_layer: str | None = None
@@ -44,7 +56,19 @@ class Simplified:
     @property
     def requests(self) -> int:
         """The number of distinct gradient requests."""
-        return len({(i.job, i.points.key, i.request.key) for i in self.items})
+        keys = {(i.job, i.points.key, i.request.key) for i in self.items}
+        return len([k for k in keys if not k[1].startswith("copies|")])
+
+    @property
+    def designs(self) -> int:
+        """The number of distinct perturbation designs (each read for any number of targets)."""
+        return len(
+            {
+                (i.job, i.points.key, i.request.design.key)
+                for i in self.items
+                if isinstance(i.request, Perturbation)
+            }
+        )
 
 
 def inputs_of(base: Node) -> object:
@@ -88,6 +112,8 @@ def simplify(nodes: list[Attribution], rules: OptimizerOptions) -> Simplified:
 
 def _lower(node: Attribution, rules: OptimizerOptions) -> Lowered:
     spec = method(node.method)
+    if spec.perturbs:
+        return _lower_copies(node, rules)
     layer = layer_of(node.view)
     points = _points(node, rules)
     key = f"{points.key}|{node.target.token}|{layer}" if rules.simplify else f"{node.token}|grad"
@@ -132,3 +158,62 @@ def _points(node: Attribution, rules: OptimizerOptions) -> Points:
 def _target(node: Attribution) -> TargetSpec:
     value = node.target.value
     return TargetSpec(node.target.kind, value.value if isinstance(value, Ref) else value)  # type: ignore[arg-type]
+
+
+def _baseline(node: Attribution) -> tuple[object, str]:
+    """A baseline's value (a number, a tensor or edited inputs) and its key."""
+    baseline = dict(node.params).get("baseline", 0.0)  # a permutation fills from the batch
+    if isinstance(baseline, Node):
+        return inputs_of(baseline), baseline.token
+    if isinstance(baseline, Ref):
+        return baseline.value, baseline.token
+    return baseline, repr(baseline)
+
+
+def player_spec(groups: object, window: tuple[int, int, int, int] | None) -> PlayerSpec:
+    """The plain-data players of a ``groups`` parameter (``None``, a spec or a mask's ``Ref``).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> player_spec(ia.grid(2, 4), (0, 4, 0, 8)).key
+    'grid(2, 4)|window(0, 4, 0, 8)'
+    """
+    if groups is None:
+        return PlayerSpec("default", window=window)
+    if isinstance(groups, Ref):
+        return PlayerSpec("mask", mask=groups.value, mask_key=groups.token, window=window)
+    return PlayerSpec(groups.kind, groups.args, window=window)  # type: ignore[attr-defined]
+
+
+def _lower_copies(node: Attribution, rules: OptimizerOptions) -> Lowered:
+    """A perturbation method: a design read for one target, on its baseline's copies."""
+    opts = node.options
+    layer = layer_of(node.view)
+    start, key = _baseline(node)
+    owner = "" if rules.share_forward else node.token
+    points = Points("copies", PathSpec(1, "copies", start, key), layer, owner=owner)
+    design = DesignSpec(
+        node.method,
+        player_spec(dict(node.params).get("groups"), window_of(node.view)),
+        samples=opts.get("samples"),
+        seed=opts.get("seed"),
+        antithetic=bool(opts.get("antithetic", False)),
+        kernel_width=opts.get("kernel_width"),
+        size=opts.get("size"),
+        stride=opts.get("stride"),
+    )
+    target = _target(node)
+    if rules.simplify:
+        request_key = f"{points.key}|{design.key}|{node.target.token}"
+    else:
+        request_key = f"{node.token}|copies"
+    output = Output(node.token, request_key, "perturbation", layer, window=window_of(node.view))
+    return Lowered(
+        node,
+        base_of(node.view).token,
+        points,
+        Perturbation(request_key, design, target),
+        output,
+        path_layer=layer,
+    )

@@ -1,5 +1,6 @@
 """Kernel outputs become labelled frames: dims, coordinates and per-sample columns, still
-on the model's device (the xarray copy happens in :mod:`algebra.results.arrays`)."""
+on the model's device (the xarray copy happens in :mod:`algebra.results.arrays`). A
+perturbation's player map becomes the ``player`` coordinate over the feature dims."""
 
 from __future__ import annotations
 
@@ -113,4 +114,16 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
                 np.asarray(model.classes, dtype=object)[class_values],
             )
     attrs = attributes(node)
+    if result.players is not None:  # a perturbation's players, to draw beside the map
+        ids = host(result.players)
+        shared = ids.shape[0] == 1
+        coords["player"] = (
+            (tuple(feature_dims), ids[0])
+            if shared
+            else (
+                ("sample", *feature_dims),
+                ids,
+            )
+        )
+        attrs["players"] = int(ids.max()) + 1
     return Frame(data, dims, coords, tuple(feature_dims), columns, attrs)

@@ -2,8 +2,9 @@
 
 A computation walks its graph once (:func:`~algebra.runtime.graph.read_graph`), checks
 that the tensors it captured are unchanged, reuses what the memo holds, plans the
-remaining attributions through the optimizer, runs the frozen jobs on the kernels,
-evaluates derived nodes over device frames, and crosses to xarray at the very end.
+remaining attributions through the optimizer, runs the frozen jobs on the kernels, then
+(phase two) the metrics of the maps just computed, evaluates derived nodes over device
+frames, and crosses to xarray at the very end.
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ from ..config import OptimizerOptions
 from ..ir.format import result_name
 from ..ir.node import Node
 from ..kernels.checks import check_unchanged, state_token
-from ..kernels.edits import materialize_job
-from ..kernels.execute import execute
 from ..kernels.frame import Frame
-from ..optimizer import optimize
 from ..results.arrays import to_xarray
-from ..results.frames import to_frame
 from .evaluate import evaluate
 from .graph import Graph, read_graph
+from .jobs import attribution_frames
 from .memo import Memo, memo_key
+from .metrics import metric_frames
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,12 @@ def run(
     >>> [r.dims for r in run(c, list(c.graph.roots), flags()).values()]
     [('sample', 'feature')]
     """
-    frames: dict[str, Frame] = {}
     made: dict[str, object] = {}  # edits made once per computation, whatever reads them
-    for planned in optimize(computation.graph.leaves_of(roots), rules).fused:
-        out = execute(materialize_job(planned.job, made))
-        for output in planned.job.results:
-            node = planned.nodes[output.key]
-            frames[output.key] = to_frame(node, out.tasks[output.key], out.logits)
+    frames = attribution_frames(computation.graph.leaves_of(roots), rules, made)
     cache: dict[str, Frame] = {}
+    metrics = computation.graph.metrics_of(roots)
+    if metrics:  # phase two: the metrics of the maps just computed
+        frames.update(metric_frames(metrics, frames, cache, rules, made))
     return {
         root.token: to_xarray(evaluate(root, frames, cache), result_name(root)) for root in roots
     }

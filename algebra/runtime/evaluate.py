@@ -1,6 +1,6 @@
 """Evaluate derived nodes (verbs, joins) over the frames of their attributions.
 
-Runs after the gradient passes, on the model's device; the frames only become xarray at
+Runs after the attribution jobs and the metrics, on the model's device; the frames only become xarray at
 the end (:func:`algebra.results.arrays.to_xarray`). Each node is evaluated once per
 computation; each node type has one entry in the evaluation table.
 """
@@ -12,6 +12,7 @@ from dataclasses import replace
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.metrics import Metric
 from ..ir.node import Node, dispatch_table, entries
 from ..ir.relational import (
     VERBS,
@@ -51,8 +52,10 @@ def evaluate(root: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> F
 _evaluate = dispatch_table("evaluate")
 
 
-@_evaluate.register
-def _(node: Attribution, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+@_evaluate.register(Attribution)
+@_evaluate.register(Metric)
+def _(node: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    # Attributions come from the jobs, metrics from phase two (runtime/metrics.py).
     return frames[node.token]
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..ir.attribution import Attribution
+from ..ir.metrics import Metric
 from ..ir.node import Node, Ref, walk
 from ..ir.views import Source, source_of
 
@@ -16,7 +17,8 @@ class Graph:
 
     ``leaves[token]`` lists the attributions a node is computed from (in walk order);
     ``modules[token]`` the ids of the modules those attributions run; ``tensors`` every
-    tensor reference with the argument that holds it; ``module_of`` each module by id.
+    tensor reference with the argument that holds it; ``module_of`` each module by id;
+    ``metrics[token]`` the metrics a node reads (evaluated after the attributions).
     """
 
     roots: tuple[Node, ...]
@@ -24,6 +26,7 @@ class Graph:
     modules: dict[str, frozenset[int]]
     tensors: tuple[tuple[str, Ref], ...]
     module_of: dict[int, Any]
+    metrics: dict[str, tuple[Metric, ...]] = field(default_factory=dict)
 
     def leaves_of(self, roots: list[Node]) -> list[Attribution]:
         """The attributions ``roots`` are computed from, each once, in walk order.
@@ -43,6 +46,24 @@ class Graph:
                 found.setdefault(leaf.token, leaf)
         return list(found.values())
 
+    def metrics_of(self, roots: list[Node]) -> list[Metric]:
+        """The metrics ``roots`` read, each once, in walk order.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
+        >>> d = q.saliency(0).deletion(steps=2)
+        >>> g = read_graph([d.node])
+        >>> [m.kind for m in g.metrics_of([d.node])]
+        ['deletion']
+        """
+        found: dict[str, Metric] = {}
+        for root in roots:
+            for metric in self.metrics.get(root.token, ()):
+                found.setdefault(metric.token, metric)
+        return list(found.values())
+
 
 def read_graph(roots: list[Node]) -> Graph:
     """Walk the graph of ``roots`` once and collect what the computation needs.
@@ -60,6 +81,7 @@ def read_graph(roots: list[Node]) -> Graph:
     modules: dict[str, frozenset[int]] = {}
     tensors: list[tuple[str, Ref]] = []
     module_of: dict[int, Any] = {}
+    metrics: dict[str, tuple[Metric, ...]] = {}
     for node in walk(roots):  # children come before their parents
         named = [(f.name, getattr(node, f.name)) for f in fields(node)]  # type: ignore[arg-type]
         for argument, value in named + list(getattr(node, "params", ())):
@@ -80,4 +102,9 @@ def read_graph(roots: list[Node]) -> Graph:
             modules[node.token] = frozenset().union(
                 *(modules.get(c.token, frozenset()) for c in node.children)
             )
-    return Graph(tuple(roots), leaves, modules, tuple(tensors), module_of)
+            under = dict.fromkeys(m for c in node.children for m in metrics.get(c.token, ()))
+            if isinstance(node, Metric):
+                under[node] = None
+            if under:
+                metrics[node.token] = tuple(under)
+    return Graph(tuple(roots), leaves, modules, tuple(tensors), module_of, metrics)

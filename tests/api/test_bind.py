@@ -270,7 +270,7 @@ def test_default_method_is_options_identity(q):
     with ia.set_options(identity="saliency"):
         e = ia.query("select * from f(x)", f=m, x=query)
         assert e.node == query.saliency("pred").node == query.identity("pred").node
-    assert ia.query("select * from f(x)", f=m, x=query).node.method == "integrated_gradients"
+    assert ia.query("select * from f(x)", f=m, x=query).node.method == "shapley"
 
 
 def test_where_filters_after_the_joins(q, others):
@@ -308,7 +308,7 @@ def test_left_join_of_inputs_passes_the_integration_rule(q, others):
         x=query,
         **{"x'": b},
     )
-    python = query.antijoin(b, "label", steps=8, integration="riemann_left")
+    python = query.antijoin(b, "label", "integrated_gradients", steps=8, integration="riemann_left")
     same(e, python)
 
 
@@ -483,7 +483,8 @@ def test_messages_keep_their_closing_quote(cnn: nn.Sequential, images: torch.Ten
             x=images,
             x2=others[0],
         )
-    assert "use 'integrated_gradients'" in str(excinfo.value)
+    assert "'integrated_gradients'" in str(excinfo.value)
+    assert "'feature_ablation')" in str(excinfo.value)
 
 
 def test_text_must_be_a_string(cnn: nn.Sequential, images: torch.Tensor):
@@ -492,6 +493,9 @@ def test_text_must_be_a_string(cnn: nn.Sequential, images: torch.Tensor):
 
 
 # --- to_query round trips -----------------------------------------------------------------
+
+
+IG = "integrated_gradients"  # anti-joins that pass integrated gradients' parameters
 
 
 @pytest.fixture
@@ -554,13 +558,16 @@ ROUND_TRIPS = {
     "join_layers": lambda r: (
         r["a"].layer("conv1").saliency(0).join(r["b"].layer("conv1").saliency(0))
     ),
-    "antijoin_inputs": lambda r: r["a"].antijoin(r["b"], "pred", steps=8),
+    "antijoin_inputs": lambda r: r["a"].antijoin(r["b"], "pred", IG, steps=8),
     "antijoin_windows": lambda r: (
         r["a"]
         .window(0, 4, 0, 4)
-        .antijoin(r["b"].window(0, 4, 0, 4), "label", steps=4, integration="riemann_left")
+        .antijoin(r["b"].window(0, 4, 0, 4), "label", IG, steps=4, integration="riemann_left")
     ),
-    "antijoin_layer": lambda r: r["a"].layer("conv2").antijoin(r["b"].layer("conv2"), 1, steps=4),
+    "antijoin_layer": lambda r: (
+        r["a"].layer("conv2").antijoin(r["b"].layer("conv2"), 1, IG, steps=4)
+    ),
+    "antijoin_shapley": lambda r: r["a"].antijoin(r["b"], "pred", samples=3, seed=1),
     "antijoin_models": lambda r: r["a"].antijoin(r["g"], "pred", "saliency"),
     "antijoin_models_where": lambda r: (
         r["a"].antijoin(r["g"], "label", "input_x_gradient").where(col.correct)
@@ -569,9 +576,22 @@ ROUND_TRIPS = {
         r["a"].window(2, 6, 2, 6).antijoin(r["g"].window(2, 6, 2, 6), 3, "saliency", abs=False)
     ),
     "antijoin_then_join": lambda r: (
-        r["a"].antijoin(r["b"], "pred", steps=8).join(r["a"].antijoin(r["b"], "pred", steps=8))
+        r["a"]
+        .antijoin(r["b"], "pred", IG, steps=8)
+        .join(r["a"].antijoin(r["b"], "pred", IG, steps=8))
     ),
-    "antijoin_where": lambda r: r["a"].antijoin(r["b"], "pred", steps=8).where(col.label != 0),
+    "antijoin_where": lambda r: r["a"].antijoin(r["b"], "pred", IG, steps=8).where(col.label != 0),
+    "shapley_default": lambda r: r["a"].shapley("pred"),
+    "shapley_grid": lambda r: r["a"].shapley(2, ia.grid(2, 4), samples="exact", seed=3),
+    "shapley_window": lambda r: r["a"].window(0, 4, 2, 6).shapley(1, ia.patches(2), samples=4),
+    "kernel_shap": lambda r: r["a"].kernel_shap(ia.topk(2), samples=20, baseline=0.5, seed=0),
+    "lime": lambda r: r["a"].lime("label", ia.grid(4, 4), samples=30, kernel_width=0.5, seed=2),
+    "occlusion_tuple": lambda r: r["a"].occlusion("all", size=(3, 4, 4), stride=(3, 2, 2)),
+    "occlusion_int": lambda r: r["a"].window(0, 6, 0, 6).occlusion(0, size=3, stride=3),
+    "feature_ablation_layer": lambda r: (
+        r["a"].layer("relu1").feature_ablation("pred", groups=ia.grid(2, 2))
+    ),
+    "feature_permutation": lambda r: r["a"].feature_permutation(1, seed=4),
 }
 
 

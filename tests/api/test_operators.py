@@ -19,6 +19,7 @@ import algebra as ia
 
 WINDOW = (2, 6, 1, 5)  # rows 2:6, columns 1:5 of an 8 x 8 grid
 STEPS = 16  # gausslegendre on a smooth model: completeness to ~1e-12
+IG = "integrated_gradients"  # anti-joins whose completeness these tests check
 
 
 def smooth_cnn(seed: int = 0, classes: int = 5) -> nn.Sequential:
@@ -261,7 +262,7 @@ def test_antijoin_of_two_inputs_pairs_each_side_with_the_other_as_baseline():
     m = ia.model(net)
     a, b = m.on(x), m.on(x2)
     r, left, right = ia.compute(
-        a.antijoin(b, 3, steps=STEPS),
+        a.antijoin(b, 3, method=IG, steps=STEPS),
         a.integrated_gradients(3, steps=STEPS, baseline=x2),
         b.integrated_gradients(3, steps=STEPS, baseline=x),
     )
@@ -281,7 +282,7 @@ def test_antijoin_keeps_each_sides_prediction_and_target():
     g = torch.Generator().manual_seed(3)
     x, x2 = (3 * torch.randn(6, 6, generator=g, dtype=torch.float64) for _ in range(2))
     m = ia.model(net)
-    r = m.on(x).antijoin(m.on(x2), "pred", steps=STEPS).compute()
+    r = m.on(x).antijoin(m.on(x2), "pred", method=IG, steps=STEPS).compute()
     with torch.no_grad():
         p, p2 = net(x).argmax(1).numpy(), net(x2).argmax(1).numpy()
     assert (p != p2).any()  # the check below can tell the sides apart
@@ -303,13 +304,13 @@ def test_antijoin_in_a_window_and_at_a_layer():
     m = ia.model(net)
     a, b = m.on(x), m.on(x2)
     windowed, expected = ia.compute(
-        a.window(*WINDOW).antijoin(b.window(*WINDOW), 1, steps=8),
+        a.window(*WINDOW).antijoin(b.window(*WINDOW), 1, method=IG, steps=8),
         a.window(*WINDOW).integrated_gradients(1, steps=8, baseline=x2),
     )
     np.testing.assert_allclose(windowed.sel(side="left").values, expected.values, rtol=1e-12)
     assert not _outside(windowed.values, WINDOW).any()
     layer, left, right = ia.compute(
-        a.layer("act1").antijoin(b.layer("act1"), 1, steps=STEPS),
+        a.layer("act1").antijoin(b.layer("act1"), 1, method=IG, steps=STEPS),
         a.layer("act1").integrated_gradients(1, steps=STEPS, baseline=x2),
         b.layer("act1").integrated_gradients(1, steps=STEPS, baseline=x),
     )
@@ -331,17 +332,17 @@ def test_antijoin_of_two_inputs_errors():
     with pytest.raises(ValueError, match="takes no baseline"):
         a.antijoin(b, 0, method="input_x_gradient")
     with pytest.raises(ValueError, match="different layers"):
-        a.layer("conv1").antijoin(b.layer("act1"), 0, steps=2)
+        a.layer("conv1").antijoin(b.layer("act1"), 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="different layers"):
-        a.layer("conv1").antijoin(b, 0, steps=2)
+        a.layer("conv1").antijoin(b, 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="same shape"):
-        a.antijoin(m.on(x2[:3]), 0, steps=2)
+        a.antijoin(m.on(x2[:3]), 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="same model on the same inputs"):
-        a.antijoin(m.on(x), 0, steps=2)
+        a.antijoin(m.on(x), 0, method=IG, steps=2)
     with pytest.raises(TypeError, match="baseline"):
-        a.antijoin(b, 0, steps=2, baseline=0.0)
+        a.antijoin(b, 0, method=IG, steps=2, baseline=0.0)
     with pytest.raises(TypeError, match="Did you mean 'steps'"):
-        a.antijoin(b, 0, step=2)
+        a.antijoin(b, 0, method=IG, step=2)
     with pytest.raises(TypeError, match="expected a Query"):
         a.antijoin(b.saliency(0), 0)
 
@@ -371,7 +372,7 @@ def test_disagreement_is_the_gradient_of_f_minus_g_at_fs_prediction():
 def test_disagreement_integrated_gradients_complete_on_f_minus_g():
     f, g = smooth_cnn(0), smooth_cnn(5)
     x, _ = _pair()
-    r = ia.model(f).on(x).antijoin(ia.model(g).on(x), 2, steps=STEPS).compute()
+    r = ia.model(f).on(x).antijoin(ia.model(g).on(x), 2, method=IG, steps=STEPS).compute()
     zero = torch.zeros_like(x)
     expected = (_score(f, x, 2) - _score(g, x, 2)) - (_score(f, zero, 2) - _score(g, zero, 2))
     np.testing.assert_allclose(_feature_sum(r), expected, rtol=1e-7, atol=1e-12)
@@ -393,7 +394,7 @@ def test_disagreement_leaves_both_models_unmodified():
     F, G = ia.model(f), ia.model(g)
     with pytest.warns(UserWarning, match="training mode"):
         ia.compute(
-            F.on(x).antijoin(G.on(x), ia.topk(2), steps=4),
+            F.on(x).antijoin(G.on(x), ia.topk(2), method=IG, steps=4),
             F.on(x).antijoin(G.on(x), "pred", method="saliency"),
         )
     assert (_state(f), _state(g)) == before
@@ -407,16 +408,16 @@ def test_disagreement_errors():
     x, x2 = _pair()
     F, G = ia.model(f), ia.model(g)
     with pytest.raises(ValueError, match="layers of two different models"):
-        F.on(x).layer("conv1").antijoin(G.on(x).layer("conv1"), 0, steps=2)
+        F.on(x).layer("conv1").antijoin(G.on(x).layer("conv1"), 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="layers of two different models"):
-        F.on(x).layer("conv1").antijoin(G.on(x), 0, steps=2)
+        F.on(x).layer("conv1").antijoin(G.on(x), 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="differ in both"):
-        F.on(x).antijoin(G.on(x2), 0, steps=2)
+        F.on(x).antijoin(G.on(x2), 0, method=IG, steps=2)
     with pytest.raises(ValueError, match="same window"):
-        F.on(x).window(*WINDOW).antijoin(G.on(x), 0, steps=2)
+        F.on(x).window(*WINDOW).antijoin(G.on(x), 0, method=IG, steps=2)
     named = ia.model(smooth_cnn(5), classes=list("abcde"))
     with pytest.raises(ValueError, match="name their classes differently"):
-        ia.model(f, classes=list("vwxyz")).on(x).antijoin(named.on(x), 0, steps=2)
+        ia.model(f, classes=list("vwxyz")).on(x).antijoin(named.on(x), 0, method=IG, steps=2)
     three = ia.model(smooth_cnn(5, classes=3))
     with pytest.raises(ValueError, match="outputs differ in shape"):
         F.on(x).antijoin(three.on(x), 0, method="saliency").compute()
@@ -550,7 +551,7 @@ def test_edit_function_runs_once_per_compute(use):
     x, _ = _pair()
     q = ia.model(smooth_cnn()).on(x)
     if use == "antijoin":
-        q.edit(fn).antijoin(q, 0, steps=2).compute()
+        q.edit(fn).antijoin(q, 0, method=IG, steps=2).compute()
     else:  # the baseline's forward and the path each materialize it
         q.layer("conv1").integrated_gradients(0, steps=2, baseline=q.edit(fn)).compute()
     assert len(calls) == 1
@@ -560,7 +561,7 @@ def test_patch_antijoin_is_zero_outside_the_patch_and_complete():
     net = smooth_cnn()
     x, _ = _pair()
     q = ia.model(net).on(x)
-    r = q.patch(WINDOW, 0.0).antijoin(q, 4, steps=STEPS).compute()
+    r = q.patch(WINDOW, 0.0).antijoin(q, 4, method=IG, steps=STEPS).compute()
     assert not _outside(r.values, WINDOW).any()
     assert np.abs(_inside(r.values, WINDOW)).sum() > 0
     patched = x.clone()
@@ -608,16 +609,17 @@ def test_patch_value_of_a_wrong_shape_raises_value_error():
 def test_identity_uses_the_option():
     x, _ = _pair()
     q = ia.model(smooth_cnn()).on(x)
-    assert ia.options.identity == "integrated_gradients"
-    assert q.identity("pred").node == q.integrated_gradients("pred").node
+    assert ia.options.identity == "shapley"
+    assert q.identity("pred").node == q.shapley("pred").node
+    assert q.identity(1, samples=3, seed=0).node == q.shapley(1, samples=3, seed=0).node
     assert (
-        q.identity(1, steps=8, integration="riemann_left").node
+        q.identity(1, IG, steps=8, integration="riemann_left").node
         == q.integrated_gradients(1, steps=8, method="riemann_left").node
     )
     with ia.set_options(identity="saliency"):
         assert q.identity("pred").node == q.saliency("pred").node
         r = q.identity(2, abs=False).compute()
-    assert ia.options.identity == "integrated_gradients"
+    assert ia.options.identity == "shapley"
     xx = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(smooth_cnn()(xx)[:, 2].sum(), xx)
     np.testing.assert_allclose(r.values, grad.numpy(), rtol=1e-12)
@@ -627,8 +629,10 @@ def test_identity_uses_the_option():
 
 def test_identity_errors():
     q = ia.model(smooth_cnn()).on(_pair()[0])
+    with pytest.raises(TypeError, match=r"unknown parameter 'sampels'.*Did you mean 'samples'"):
+        q.identity(0, sampels=3)
     with pytest.raises(TypeError, match=r"unknown parameter 'stpes'.*Did you mean 'steps'"):
-        q.identity(0, stpes=3)
+        q.identity(0, IG, stpes=3)
     with pytest.raises(TypeError, match=r"saliency: unknown parameter 'steps'"):
         q.identity(0, "saliency", steps=3)
     with pytest.raises(ValueError, match=r"unknown value 'salency'.*Did you mean 'saliency'"):
@@ -637,7 +641,7 @@ def test_identity_errors():
         q.identity(0, 3)
     with pytest.raises(ValueError, match="salincy"), ia.set_options(identity="salincy"):
         pass
-    assert ia.options.identity == "integrated_gradients"
+    assert ia.options.identity == "shapley"
 
 
 # ---------------------------------------------------------------------------------------
@@ -658,10 +662,10 @@ def test_new_operators_run_nothing_until_compute_and_explain_matches(counting):
     exprs = [
         a.window(*WINDOW).integrated_gradients(0, steps=3),
         a.layer("net.conv1").window(*WINDOW).saliency(1),
-        a.antijoin(b, "pred", steps=2),
+        a.antijoin(b, "pred", method=IG, steps=2),
         a.patch(WINDOW, 0.5).saliency(0),
         a.replace(WINDOW, with_=b).integrated_gradients(0, steps=2, baseline=b),
-        a.identity(1, steps=2),
+        a.identity(1, method=IG, steps=2),
     ]
     text = ia.explain(*exprs)
     for e in exprs:
@@ -680,9 +684,9 @@ def test_identical_new_operator_chains_are_equal_nodes():
         a, b = m.on(x), m.on(x2)
         return [
             a.window(*WINDOW).window(3, 5, 2, 4).integrated_gradients(0, steps=4),
-            a.antijoin(b, 0, steps=4),
+            a.antijoin(b, 0, method=IG, steps=4),
             a.patch(WINDOW, 0.5).replace((0, 2, 0, 2), with_=b).saliency(0),
-            a.identity(0, steps=4),
+            a.identity(0, method=IG, steps=4),
         ]
 
     first, second = build(m), build(m)
@@ -690,9 +694,9 @@ def test_identical_new_operator_chains_are_equal_nodes():
     a, b = m.on(x), m.on(x2)
     others = [  # one change each
         a.window(*WINDOW).integrated_gradients(0, steps=4),
-        b.antijoin(a, 0, steps=4),
+        b.antijoin(a, 0, method=IG, steps=4),
         a.patch(WINDOW, 0.25).replace((0, 2, 0, 2), with_=b).saliency(0),
-        a.identity(1, steps=4),
+        a.identity(1, method=IG, steps=4),
     ]
     assert all(e.node != o.node for e, o in zip(first, others, strict=True))
 
@@ -700,7 +704,7 @@ def test_identical_new_operator_chains_are_equal_nodes():
 def test_model_disagreement_runs_nothing_until_compute(counting):
     f, g = counting(smooth_mlp(1)), counting(smooth_mlp(7))
     x = torch.randn(5, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    e = ia.model(f).on(x).antijoin(ia.model(g).on(x), "pred", steps=4)
+    e = ia.model(f).on(x).antijoin(ia.model(g).on(x), "pred", method=IG, steps=4)
     e.explain()
     repr(e)
     assert f.calls == g.calls == 0
@@ -711,7 +715,7 @@ def test_model_disagreement_runs_nothing_until_compute(counting):
 def test_model_disagreement_explain_total_includes_the_reference_pass(counting):
     f, g = counting(smooth_mlp(1)), counting(smooth_mlp(7))
     x = torch.randn(5, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    e = ia.model(f).on(x).antijoin(ia.model(g).on(x), "pred", steps=4)
+    e = ia.model(f).on(x).antijoin(ia.model(g).on(x), "pred", method=IG, steps=4)
     forwards, rows = _totals(e.explain())
     e.compute()
     # f takes part in every pass of the plan (and resolves 'pred'); g in no more than those

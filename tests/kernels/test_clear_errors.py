@@ -138,8 +138,15 @@ def test_nan_outputs_warn():
 
 
 @pytest.mark.parametrize(
-    "target", [10**30, [10**30, 0, 1], ia.classes([0, 10**30])], ids=["index", "list", "classes"]
+    ("target", "argument"),
+    [
+        (lambda: 10**30, "target"),
+        (lambda: [10**30, 0, 1], "target"),
+        (lambda: ia.classes([0, 10**30]), "classes"),
+    ],
+    ids=["index", "list", "classes"],
 )
-def test_huge_class_indices_are_out_of_range_not_an_overflow(target):
-    with pytest.raises(ValueError, match=r"^target: class about 10\^30 is out of range"):
-        _compute(nn.Linear(4, 3), lambda q: q.saliency(target))
+def test_huge_class_indices_are_out_of_range_not_an_overflow(target, argument):
+    # Refused when the target is built (the API side), before any pass runs.
+    with pytest.raises(ValueError, match=rf"^{argument}: class about 10\^30 is out of range"):
+        _compute(nn.Linear(4, 3), lambda q: q.saliency(target()))

@@ -331,7 +331,9 @@ def test_where_on_an_expanding_target_and_after_an_antijoin(setting):
     xr.testing.assert_allclose(got, plain.where(plain.pred != plain.label, drop=True))
     m = ia.model(net)
     x2 = _inputs(4)
-    aj = m.on(x, labels=LABELS).antijoin(m.on(x2, labels=LABELS), 0, steps=4)
+    aj = m.on(x, labels=LABELS).antijoin(
+        m.on(x2, labels=LABELS), 0, method="integrated_gradients", steps=4
+    )
     plain, got = ia.compute(aj, aj.where(ia.col.correct))
     keep = np.flatnonzero(plain.pred.sel(side="left").values == np.asarray(LABELS))
     assert 0 < len(keep) < 12
