@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .attribution import Attribution
 from .joins import AntiJoin, Disagreement, Join
+from .neurons import CounterfactualNeurons, describe_neurons
 from .node import Node, Ref, dispatch_table, entries
 from .relational import (
     VERBS,
@@ -184,6 +185,11 @@ def _(node: Node) -> str:
     return f"{_expr(node.children[0])}.{_step(node)}"
 
 
+@_expr.register
+def _(node: CounterfactualNeurons) -> str:
+    return describe_neurons(node)
+
+
 # -- label: every node, one vertex of a graph ----------------------------------------------
 _label = dispatch_table("label", role="all")
 
@@ -203,7 +209,7 @@ def _(node: Attribution) -> str:
     return describe(node, with_layer=False)
 
 
-@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, *VERBS))
+@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, CounterfactualNeurons, *VERBS))
 def _(node: Node) -> str:
     return node.op
 
@@ -235,3 +241,8 @@ def _(node: Disagreement) -> str:
 @entries(_name, VERBS)
 def _(node: Node) -> str:
     return _name(node.children[0])
+
+
+@_name.register
+def _(node: CounterfactualNeurons) -> str:
+    return node.op

@@ -94,6 +94,9 @@ def run(
             node = planned.nodes[output.key]
             frames[output.key] = to_frame(node, out.tasks[output.key], out.logits)
     cache: dict[str, Frame] = {}
-    return {
-        root.token: to_xarray(evaluate(root, frames, cache), result_name(root)) for root in roots
-    }
+    return {root.token: _labelled(evaluate(root, frames, cache), root) for root in roots}
+
+
+def _labelled(value: Frame | xr.Dataset, root: Node) -> xr.DataArray | xr.Dataset:
+    # Most nodes evaluate to device frames; counterfactual neurons to a labelled Dataset.
+    return value if isinstance(value, xr.Dataset) else to_xarray(value, result_name(root))

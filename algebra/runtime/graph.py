@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..ir.attribution import Attribution
+from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, Ref, walk
 from ..ir.views import Source, source_of
 
@@ -80,4 +81,8 @@ def read_graph(roots: list[Node]) -> Graph:
             modules[node.token] = frozenset().union(
                 *(modules.get(c.token, frozenset()) for c in node.children)
             )
+            if isinstance(node, CounterfactualNeurons):  # runs its model in its own phase
+                module = node.model.torch_module
+                module_of[id(module)] = module
+                modules[node.token] |= {id(module)}
     return Graph(tuple(roots), leaves, modules, tuple(tensors), module_of)
