@@ -35,6 +35,7 @@ from .syntax import (
     Compare,
     Join,
     Method,
+    Mistakes,
     Name,
     Not,
     Or,
@@ -61,12 +62,12 @@ GRAMMAR = (
 start: query SEMICOLON?
 
 query: SELECT selection FROM NAME "(" NAME ")" clause*
-selection: STAR | LAYER | STRING
+selection: STAR | LAYER | STRING | NEURONS (OF (LAYER | STRING))?
 ?clause: join | using | target | where
 
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"
 using: USING NAME ("(" (param ("," param)*)? ")")?
-param: NAME EQUAL literal
+param: (NAME | TOP) EQUAL literal
 target: TARGET (NAME | TOP INT | INT)
 where: WHERE or_expr
 
@@ -77,6 +78,7 @@ where: WHERE or_expr
 ?atom: window
      | comparison
      | NAME -> bare_column
+     | MISTAKES (OF (INT | STRING))? -> mistakes
      | "(" or_expr ")"
 window: LSQB INT "," INT "," INT "," INT "]"
 comparison: NAME (COMPARE | EQUAL) value
@@ -104,6 +106,7 @@ COMMENT: /--[^\n]*/
 # How each terminal reads in "expected ..." messages, in the order they are listed.
 _DESCRIPTIONS = {
     "STAR": "'*'",
+    "NEURONS": "'neurons'",
     "LAYER": "a layer name",
     "SELECT": "'select'",
     "FROM": "'from'",
@@ -129,8 +132,8 @@ _GROUPS = (
     ({"TOP"}, "pred, label, all, top <k> or a class index", {"TOP", "NAME", "INT"}),
     (
         {"NOT", "LSQB"},
-        "a condition (a column, a window, 'not' or '(')",
-        {"NOT", "NAME", "LPAR", "LSQB"},
+        "a condition (a column, a window, mistakes, 'not' or '(')",
+        {"NOT", "NAME", "LPAR", "LSQB", "MISTAKES"},
     ),
     ({"COMPARE"}, "a comparison ('=', '!=', '<', ...)", {"COMPARE", "EQUAL"}),
 )
@@ -221,6 +224,13 @@ class _Clause:
 
 
 @dataclass(frozen=True)
+class _Neurons:
+    """`neurons [of <layer>]` in the select list, until the query is built."""
+
+    layer: Name | None
+
+
+@dataclass(frozen=True)
 class _Conjunction:
     """An `and` that holds windows: legal only at the top of a where clause."""
 
@@ -281,7 +291,9 @@ class _Build(Transformer):
     def start(self, children: list[Any]) -> Select:
         return children[0]
 
-    def selection(self, children: list[Token]) -> Name | None:
+    def selection(self, children: list[Token]) -> Name | _Neurons | None:
+        if children[0].type == "NEURONS":  # `neurons` or `neurons of <layer>`
+            return _Neurons(self.selection(children[2:]) if len(children) == 3 else None)
         (token,) = children
         if token.type == "STAR":
             return None
@@ -290,6 +302,8 @@ class _Build(Transformer):
 
     def query(self, children: list[Any]) -> Select:
         select, layer, _, model, inputs, *clauses = children
+        neurons = isinstance(layer, _Neurons)
+        layer = layer.layer if isinstance(layer, _Neurons) else layer
         joins: list[Join] = []
         single: dict[str, _Clause] = {}
         for clause in clauses:
@@ -312,6 +326,7 @@ class _Build(Transformer):
             target=single["target"].value if "target" in single else None,
             windows=windows,
             predicate=predicate,
+            neurons=neurons,
             line=select.line or 0,
             column=select.column or 0,
         )
@@ -330,7 +345,11 @@ class _Build(Transformer):
             if token in seen:
                 _fail(f"parameter {str(token)!r} is given twice", token)
             seen.add(token)
-        pairs = tuple((str(token), value) for token, value in params)
+        # `top` is a keyword, and a parameter's name too (counterfactual_neurons(top=5)).
+        pairs = tuple(
+            (str(token).lower() if token.type == "TOP" else str(token), value)
+            for token, value in params
+        )
         return _Clause(keyword, Method(_name(name), pairs))
 
     def param(self, children: list[Any]) -> tuple[Token, Scalar]:
@@ -406,6 +425,14 @@ class _Build(Transformer):
                 children[0],
             )
         return column
+
+    def mistakes(self, children: list[Token]) -> Mistakes:
+        keyword = children[0]
+        cls: int | str | None = None
+        if len(children) == 3:
+            token = children[2]
+            cls = _string(token) if token.type == "STRING" else int(_number(token))
+        return Mistakes(cls, keyword.line or 0, keyword.column or 0)
 
     def window(self, children: list[Token]) -> Window:
         bracket, *tokens = children
