@@ -53,7 +53,11 @@ class Mitigation:
         self.report = self._report(fitted.report.before, fitted.report.after, fitted.report.control)
 
     def __repr__(self) -> str:
-        lines = [f"Mitigation of class {self._attrs['cls']} by neurons {self.neurons}"]
+        where = self.report.attrs["evaluated_on"]
+        lines = [
+            f"Mitigation of class {self._attrs['cls']} by neurons {self.neurons}; accuracy on "
+            f"{where} (the data that chose the checkpoint)"
+        ]
         lines.append(_table(self.report))
         return "\n".join(lines)
 

@@ -19,7 +19,7 @@ import xarray as xr
 from ..ir.neurons import MOMENTUM, THRESHOLD, CounterfactualNeurons
 from ..ir.views import Edit, source_of
 from ..kernels.counterfactual import Counterfactuals, Votes, counterfactual_deltas, neuron_votes
-from ..kernels.decision import Decision, check_class, find_decision
+from ..kernels.decision import PROBE_ROWS, Decision, check_class, find_decision
 from ..kernels.edits import materialize
 from ..kernels.mistakes import BATCH, decision_pass, mistakes_of
 from ..kernels.predicates import evaluate as holds
@@ -150,6 +150,7 @@ def neuron_plan(node: CounterfactualNeurons) -> str:
     >>> q = ia.model(torch.nn.Linear(4, 3).eval(), name="lin").on(torch.rand(300, 4), labels=[0] * 300)
     >>> print(neuron_plan(q.counterfactual_neurons(0, top=2).node))
     neurons: model 'lin' on inputs [300, 4]
+      probe: 1 forward of 8 rows finds the decision layer (the last nn.Linear called) and checks the split
       forward inputs (300 rows in 2 chunks of at most 256; no gradients): logits, and the input of the last nn.Linear called as the decision features
       mistakes: samples labelled 0 and predicted otherwise
       optimise: every mistake's feature change together in one batch, momentum SGD (lr 0.01, l1 0.1, l2 0.01), at most 500 steps; each row stops at its first flip
@@ -167,9 +168,12 @@ def neuron_plan(node: CounterfactualNeurons) -> str:
     else:
         features = "the input of the last nn.Linear called"
     among = f", among the samples where {node.where.to_query()}" if node.where else ""
+    head = "the last nn.Linear called" if node.head is None else repr(node.head)
     return "\n".join(
         [
             f"neurons: model {source.model.name!r} on inputs {list(source.shape)}{edited}",
+            f"  probe: 1 forward of {min(PROBE_ROWS, n)} rows finds the decision layer ({head}) and "
+            "checks the split",
             f"  forward inputs ({n} rows{cut}; no gradients): logits, and {features} as the "
             "decision features",
             f"  mistakes: samples labelled {node.cls} and predicted otherwise{among}",
