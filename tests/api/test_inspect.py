@@ -99,6 +99,38 @@ def test_the_mitigated_model_is_a_working_model():
     assert "control" in text.splitlines()[-1]
 
 
+def test_the_report_is_each_versions_own_accuracy():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+    def learnable(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
+        return x, x[:, :3].argmax(1)
+
+    xv, yv = learnable(60, 1)
+    fix = ia.model(mlp).mitigate(
+        [0, 1, 2], 2, learnable(90, 0), val_data=(xv, yv), epochs=6, lr=0.05, lam=1.0,
+        control=True,
+    )  # fmt: skip
+    report = fix.report
+    with torch.no_grad():
+        for version, module in (
+            ("before", mlp),
+            ("after", fix.module),
+            ("control", fix.control_module),
+        ):
+            right = module(xv).argmax(1) == yv
+            assert float(report.overall.sel(version=version)) == pytest.approx(
+                float(right.float().mean())
+            )
+            for c in range(3):
+                share = float(right[yv == c].float().mean())
+                assert float(
+                    report.per_class.sel(version=version, **{"class": c})
+                ) == pytest.approx(share)
+    assert len(set(report.overall.values.tolist())) == 3  # three different heads: a real test
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [

@@ -286,3 +286,15 @@ def test_a_dataset_expression_has_no_verbs():
     e = ia.model(pooled_cnn()).on(*data()[:1], labels=data()[1]).counterfactual_neurons(0)
     assert isinstance(e, ia.DatasetExpr) and not hasattr(e, "mean")
     assert repr(e).startswith("DatasetExpr(counterfactual_neurons(cls=0")
+
+
+def test_shares_at_or_below_the_threshold_are_dropped():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 40), nn.ReLU(), nn.Linear(40, 3)).eval()
+    x = torch.randn(400, 5, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        rare = int(torch.bincount(net(x).argmax(1), minlength=3).argmin())
+    ds = ia.model(net).on(x, labels=[rare] * 400).counterfactual_neurons(rare, top=1).compute()
+    raw = kernel_neurons(net, (x, torch.full((400,), rare)), rare, top=1).votes.percent.numpy()
+    assert ds.attrs["mistakes"] > 100 and ((raw > 0) & (raw <= 3.0)).any()  # a real test
+    np.testing.assert_array_equal(ds.votes.values, np.where(raw > 3.0, raw, 0.0))
