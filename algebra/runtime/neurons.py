@@ -86,7 +86,7 @@ def search(node: CounterfactualNeurons) -> Search:
         keep = holds(node.where.lowered(source.model.classes), columns, n, device)
     positions = mistakes_of(pred, labels, keep, cls)
     if positions.numel() == 0:
-        raise ValueError(_no_mistakes(cls, labels, keep, node.where is not None))
+        raise ValueError(_no_mistakes(cls, labels, pred, keep))
     found = counterfactual_deltas(
         z[positions],
         decision.weight,
@@ -130,14 +130,19 @@ def neurons_dataset(node: CounterfactualNeurons) -> xr.Dataset:
     )
 
 
-def _no_mistakes(cls: int, labels: torch.Tensor, keep: torch.Tensor, filtered: bool) -> str:
-    among = f"the {int(keep.sum())} samples the query keeps" if filtered else "the samples"
-    of_class = int((keep & (labels == cls)).sum())
-    if of_class == 0:
-        return f"cls: no mistakes for class {cls}: none of {among} is labelled {cls}"
+def _no_mistakes(cls: int, labels: torch.Tensor, pred: torch.Tensor, keep: torch.Tensor) -> str:
+    of_class = labels == cls
+    count, wrong = int(of_class.sum()), int((of_class & (pred != cls)).sum())
+    if count == 0:
+        return f"cls: no mistakes for class {cls}: no sample is labelled {cls}"
+    if wrong == 0:
+        return (
+            f"cls: no mistakes for class {cls}: the model predicts all {count} samples "
+            f"labelled {cls} correctly"
+        )
     return (
-        f"cls: no mistakes for class {cls}: the model predicts all {of_class} of {among} "
-        f"labelled {cls} correctly"
+        f"cls: no mistakes for class {cls} among the {int(keep.sum())} samples the query keeps "
+        f"(its where clause); all {wrong} of the batch are filtered out"
     )
 
 
@@ -167,7 +172,7 @@ def neuron_plan(node: CounterfactualNeurons) -> str:
         features = f"the input of the decision layer {node.head!r}"
     else:
         features = "the input of the last nn.Linear called"
-    among = f", among the samples where {node.where.to_query()}" if node.where else ""
+    among = "" if node.where is None else f", among the samples where {node.where.to_query()}"
     head = "the last nn.Linear called" if node.head is None else repr(node.head)
     return "\n".join(
         [

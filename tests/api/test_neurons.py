@@ -179,6 +179,13 @@ def test_nothing_runs_until_compute_and_explain_shows_the_stage(counting):
         "neurons: model 'cnn' on inputs [300, 3, 6, 6]",
     ]
     assert "300 rows in 2 chunks of at most 256" in plan and "at most 50 steps" in plan
+    filtered = ia.model(counted).on(x, labels=y).where(ia.col.score > 0.5).mistakes(cls)
+    shown = filtered.counterfactual_neurons(cls, layer="net.relu").explain()
+    assert (
+        f"  mistakes: samples labelled {cls} and predicted otherwise, among the samples where "
+        f"score > 0.5 and (label = {cls} and pred != label)\n"
+    ) in shown
+    assert "the pooled output of layer 'net.relu'" in shown
     expr.compute()
     # the probe that finds the decision layer (8 rows), then the batch in two chunks
     assert (counted.calls, counted.rows) == (3, 8 + 300)
@@ -273,13 +280,17 @@ def test_no_mistakes_is_a_clear_message():
         pred = net(x).argmax(1)
     q = ia.model(net).on(x, labels=pred)  # labels the model agrees with: no mistakes
     cls = int(pred[0])
-    with pytest.raises(ValueError, match=rf"^cls: no mistakes for class {cls}: the model predicts all \d+ of the samples labelled {cls} correctly"):  # fmt: skip
+    count = int((pred == cls).sum())
+    with pytest.raises(ValueError, match=rf"^cls: no mistakes for class {cls}: the model predicts all {count} samples labelled {cls} correctly$"):  # fmt: skip
         q.counterfactual_neurons(cls).compute()
     absent = next(c for c in range(4) if c not in pred.tolist())
-    with pytest.raises(ValueError, match=rf"none of the samples is labelled {absent}"):
+    with pytest.raises(ValueError, match=rf"^cls: no mistakes for class {absent}: no sample is labelled {absent}$"):  # fmt: skip
         q.counterfactual_neurons(absent).compute()
-    with pytest.raises(ValueError, match=r"none of the 0 samples the query keeps"):
-        q.where(ia.col.id < 0).counterfactual_neurons(cls).compute()
+    _, y = data()
+    cls = mistaken_class(net, x, y)
+    filtered = ia.model(net).on(x, labels=y).where(ia.col.id < 0)
+    with pytest.raises(ValueError, match=r"among the 0 samples the query keeps \(its where clause\); all \d+ of the batch are filtered out"):  # fmt: skip
+        filtered.counterfactual_neurons(cls).compute()
 
 
 def test_a_dataset_expression_has_no_verbs():
