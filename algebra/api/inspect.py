@@ -22,6 +22,7 @@ from ..errors import did_you_mean
 from ..ir.model import ModelInfo
 from ..ir.neurons import check_class_index
 from ..kernels.batches import first_inputs
+from ..kernels.capture import hookable
 from ..kernels.clip_guide import TextImageGuide
 from ..kernels.decision import check_class, decision_features, find_decision
 from ..kernels.importance import importance_from_mean
@@ -37,10 +38,7 @@ class NeuronInspection:
     """``neuron_importance``, ``visualize`` and ``mitigate``, mixed into ``Model``."""
 
     info: ModelInfo
-
-    @property
-    def module(self) -> torch.nn.Module:  # pragma: no cover - Model's own
-        raise NotImplementedError
+    module: torch.nn.Module  # Model.module
 
     def _layer_name(self, name: Any, argument: str) -> str | None:
         if name is None:
@@ -89,6 +87,7 @@ class NeuronInspection:
         """
         layer, head = self._layer_name(layer, "layer"), self._layer_name(head, "head")
         cls = check_class_index(cls, self.info)
+        check_hookable(self.module)
         decision = find_decision(self.module, first_inputs(data), layer, head)
         cls = check_class(cls, decision.classes)
         z, _ = decision_features(self.module, decision, data)
@@ -169,6 +168,7 @@ class NeuronInspection:
         """
         name = self._layer_name(layer, "layer")
         assert name is not None
+        check_hookable(self.module)
         if cls is not None:
             cls = check_class_index(cls, self.info)
         guide = self._guide(guide)
@@ -295,6 +295,7 @@ class NeuronInspection:
         cls = check_class_index(cls, self.info)
         if not isinstance(control, bool):
             raise TypeError(f"control: expected True or False; got {control!r}")
+        check_hookable(self.module)
         if hasattr(neurons, "tolist"):
             neurons = neurons.tolist()
         fitted = mitigate_head(
@@ -342,6 +343,22 @@ class NeuronInspection:
 
 
 @contextlib.contextmanager
+def check_hookable(module: torch.nn.Module) -> None:
+    """Refuse a TorchScript model: the neuron stages read its layers through hooks.
+
+    Examples
+    --------
+    >>> check_hookable(torch.jit.script(torch.nn.Linear(2, 2)))
+    Traceback (most recent call last):
+    ValueError: model: the neuron stages read the decision layer through forward hooks, which TorchScript refuses; load the model as a torch.export archive or a Python module
+    """
+    if not hookable(module):
+        raise ValueError(
+            "model: the neuron stages read the decision layer through forward hooks, which "
+            "TorchScript refuses; load the model as a torch.export archive or a Python module"
+        )
+
+
 def progress_bar(total: int, what: str) -> Iterator[Progress | None]:
     """A tqdm bar updated once per step, or nothing when ``ia.options.progress`` is off.
 

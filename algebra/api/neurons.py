@@ -17,6 +17,7 @@ from ..ir.neurons import CounterfactualNeurons, check_class_index, mistakes_pred
 from ..ir.node import Node
 from ..ir.views import base_of, layer_of, source_of, window_of
 from .dataset_expr import DatasetExpr
+from .inspect import check_hookable
 
 if TYPE_CHECKING:
     from .query import Query
@@ -27,9 +28,7 @@ class NeuronMethods:
 
     node: Node
     filters: tuple[Predicate, ...]
-
-    def where(self, predicate: Any) -> Query:  # pragma: no cover - Query's own
-        raise NotImplementedError
+    where: Any  # Query.where
 
     def mistakes(self, cls: int | str | None = None) -> Query:
         """Keep the misclassified samples (of true class ``cls`` when given); lazy.
@@ -143,6 +142,7 @@ class NeuronMethods:
             )
         cls = check_class_index(cls, source.model)
         module = source.model.torch_module
+        check_hookable(module)
         top, max_steps = _integer(top, "top"), _integer(max_steps, "max_steps")
         if head is not None:
             _check_head(module, head, cls, top)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import xarray as xr
 
 from ..api.bind import query
 from ..api.model import model
@@ -186,7 +187,10 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
     if args.out:
         result.ia.to_netcdf(args.out)
         print(f"wrote {args.out}", file=out)
-    if args.png:
+    if args.png and isinstance(result, xr.Dataset):  # counterfactual neurons: their votes
+        result.ia.plot().savefig(args.png)
+        print(f"wrote {args.png}", file=out)
+    elif args.png:
         first = bound[tree.inputs.text]
         images = first[0] if isinstance(first, tuple) else first
         result.ia.plot(inputs=overlay(result, images)).savefig(args.png)
@@ -224,8 +228,17 @@ def summary(result: Any) -> str:
     saliency: sample=2, x=3
       method: saliency
       values: min 1, max 1, mean 1
+    >>> print(summary(xr.Dataset({"votes": ("neuron", np.zeros(4))}, attrs={"method": "counterfactual_neurons"})))
+    counterfactual_neurons: neuron=4
+      method: counterfactual_neurons
+      variables: votes
     """
     sizes = ", ".join(f"{d}={n}" for d, n in result.sizes.items())
+    if isinstance(result, xr.Dataset):  # counterfactual neurons: several variables
+        lines = [f"{result.attrs.get('method', 'dataset')}: {sizes}"]
+        lines += [f"  {k}: {v}" for k, v in result.attrs.items()]
+        lines.append("  variables: " + ", ".join(map(str, result.data_vars)))
+        return "\n".join(lines)
     lines = [f"{result.name}: {sizes}"]
     lines += [f"  {k}: {v}" for k, v in result.attrs.items()]
     values = result.values

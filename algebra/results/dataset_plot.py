@@ -8,10 +8,14 @@ without ``pyplot`` (no global state, headless); ``matplotlib`` is imported on fi
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+from .netcdf import serialisable_dataset
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -21,7 +25,7 @@ __all__ = ["DatasetAccessor"]
 
 @xr.register_dataset_accessor("ia")
 class DatasetAccessor:
-    """The ``.ia`` namespace of a NeuroInspect ``Dataset``: ``plot``."""
+    """The ``.ia`` namespace of a NeuroInspect ``Dataset``: ``plot`` and ``to_netcdf``."""
 
     def __init__(self, result: xr.Dataset) -> None:
         self._result = result
@@ -71,6 +75,30 @@ class DatasetAccessor:
             )
         FigureCanvasAgg(fig)
         return fig
+
+    def to_netcdf(self, path: str | os.PathLike[str]) -> Path:
+        """Write the Dataset to a netCDF file (netCDF3, ``scipy`` engine); return the path.
+
+        Types change as for a ``DataArray`` (``DataArray.ia.to_netcdf``); boolean variables
+        (``flipped``, ``masks``) are written as 0/1 bytes. ``xarray.open_dataset(path)``
+        reads it back.
+
+        Examples
+        --------
+        >>> import tempfile, torch, xarray as xr, algebra as ia
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)).eval()
+        >>> torch.manual_seed(0) is not None
+        True
+        >>> ds = ia.model(net).on(torch.randn(30, 4), labels=[1] * 30).counterfactual_neurons(1, top=2).compute()
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     with xr.open_dataset(ds.ia.to_netcdf(f"{tmp}/neurons.nc")) as back:
+        ...         same = bool((back.delta == ds.delta).all())
+        >>> same
+        True
+        """
+        path = Path(path)
+        serialisable_dataset(self._result).to_netcdf(path, engine="scipy")
+        return path
 
 
 def _grid(figure: type, result: xr.Dataset, dim: float, size: float) -> Figure:
