@@ -10,28 +10,25 @@ neurons, which read a query's samples and its filters, are lazy
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import xarray as xr
 
-from ..config import options
 from ..errors import did_you_mean
 from ..ir.model import ModelInfo
 from ..ir.neurons import check_class_index
 from ..kernels.batches import first_inputs
-from ..kernels.capture import hookable
 from ..kernels.clip_guide import TextImageGuide
 from ..kernels.decision import check_class, decision_features, find_decision
 from ..kernels.importance import importance_from_mean
 from ..kernels.mitigate import mitigate as mitigate_head
-from ..kernels.visualize import Progress
 from ..kernels.visualize import visualize as visualize_neurons
 from ..results.neurons import class_attrs, decision_attrs, importance_array
 from ..results.visuals import visualisation_dataset
 from .mitigation import Mitigation
+from .running import check_hookable, progress_bar
 
 
 class NeuronInspection:
@@ -340,50 +337,6 @@ class NeuronInspection:
             else None
         )
         return Mitigation(fitted, edited, contrast, attrs)
-
-
-@contextlib.contextmanager
-def check_hookable(module: torch.nn.Module) -> None:
-    """Refuse a TorchScript model: the neuron stages read its layers through hooks.
-
-    Examples
-    --------
-    >>> check_hookable(torch.jit.script(torch.nn.Linear(2, 2)))
-    Traceback (most recent call last):
-    ValueError: model: the neuron stages read the decision layer through forward hooks, which TorchScript refuses; load the model as a torch.export archive or a Python module
-    """
-    if not hookable(module):
-        raise ValueError(
-            "model: the neuron stages read the decision layer through forward hooks, which "
-            "TorchScript refuses; load the model as a torch.export archive or a Python module"
-        )
-
-
-def progress_bar(total: int, what: str) -> Iterator[Progress | None]:
-    """A tqdm bar updated once per step, or nothing when ``ia.options.progress`` is off.
-
-    Examples
-    --------
-    >>> import algebra as ia
-    >>> with ia.set_options(progress=False), progress_bar(10, "steps") as bar:
-    ...     bar is None
-    True
-    """
-    if not options.progress:
-        yield None
-        return
-    from tqdm.auto import tqdm  # the bar only: importing tqdm at start-up is not needed
-
-    bar = tqdm(total=total, desc=what, unit="step", leave=False)
-
-    def update(step: int, steps: int, loss: float) -> None:
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        bar.update(1)
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 def _size(size: Any, example: bool) -> tuple[Any, int | None]:

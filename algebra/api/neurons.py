@@ -17,7 +17,7 @@ from ..ir.neurons import CounterfactualNeurons, check_class_index, mistakes_pred
 from ..ir.node import Node
 from ..ir.views import base_of, layer_of, source_of, window_of
 from .dataset_expr import DatasetExpr
-from .inspect import check_hookable
+from .running import check_hookable
 
 if TYPE_CHECKING:
     from .query import Query
