@@ -12,8 +12,11 @@ The packages follow a query's flow: ``api`` (what users call) builds ``ir`` node
 ``results`` labels them as xarray; ``lang`` is the query language, ``cli`` the command line.
 """
 
+from .api import guides
 from .api.bind import query
+from .api.dataset_expr import DatasetExpr
 from .api.expr import Expr
+from .api.mitigation import Mitigation
 from .api.model import Model, model
 from .api.query import Query
 from .config import options, set_options
@@ -21,13 +24,16 @@ from .ir.columns import col
 from .ir.players import grid, patches
 from .ir.targets import Target, classes, topk
 from .lang.errors import QueryError, QuerySyntaxError
+from .results import dataset_plot as dataset_plot  # ``.ia`` on NeuroInspect Datasets
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
 from .runtime.session import Session, compute, explain, session
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DatasetExpr",
     "Expr",
+    "Mitigation",
     "Model",
     "Query",
     "QueryError",
@@ -39,6 +45,7 @@ __all__ = [
     "compute",
     "explain",
     "grid",
+    "guides",
     "model",
     "options",
     "patches",

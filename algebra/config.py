@@ -53,6 +53,8 @@ class Options:
     ``identity`` is the method of :meth:`Query.identity`, of anti-joins and of queries
     without ``using``: ``"shapley"`` (sampled Shapley values of the players, the paper's
     identity), or any other method's name.
+    ``progress`` shows a progress bar (tqdm) during long optimisations
+    (``Model.visualize``).
     """
 
     memory_budget: int | None = None
@@ -60,6 +62,7 @@ class Options:
     compile: bool = False
     session_bytes: int = 512 * 2**20
     identity: str = "shapley"
+    progress: bool = True
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -74,8 +77,8 @@ class Options:
             )
         elif name == "identity":
             _check_identity(value)
-        elif name == "compile" and not isinstance(value, bool):
-            raise TypeError(f"compile: expected True or False; got {value!r}")
+        elif name in ("compile", "progress") and not isinstance(value, bool):
+            raise TypeError(f"{name}: expected True or False; got {value!r}")
         elif name == "optimizer" and not isinstance(value, OptimizerOptions):
             raise TypeError("optimizer: set its flags, e.g. ia.options.optimizer.chunk = False")
         object.__setattr__(self, name, value)

@@ -3,8 +3,11 @@
 Run: ``.venv/bin/python -m benchmarks.neuroinspect_evidence --seeds 0,1,2,3,4,5``
 Prints one markdown table per claim (the figures in docs/neuroinspect.md, "Evidence").
 
-Per seed: build the task and the model (:func:`algebra.cli.demo_data.spurious_model`), find
-the counterfactual neurons of class 8 on the audit split, measure how the top-voted
+Everything runs through the public API (``ia.model``, ``q.mistakes(...).counterfactual_neurons``,
+``m.mitigate(...).evaluate``, ``m.visualize``); the kernels only measure (pooled features for
+the mark and digit effects, and the ceiling's head). Per seed: build the task and the model
+(:func:`algebra.cli.demo_data.spurious_model`), find the counterfactual neurons of class 8
+on the audit split, measure how the top-voted
 neurons respond to the mark and to the digit, mitigate with the reference's automatic
 choice (the top-10 "insufficient" neurons) and every default, beside the control,
 selecting checkpoints on the audit split (and, as a variant, on the biased validation
@@ -20,12 +23,10 @@ import warnings
 
 import torch
 
+import algebra as ia
 from algebra.cli import demo_data as dd
 from algebra.kernels.accuracy import accuracy
-from algebra.kernels.counterfactual import counterfactual_neurons
 from algebra.kernels.decision import decision_features, find_decision
-from algebra.kernels.mitigate import mitigate
-from algebra.kernels.visualize import visualize
 
 CLS = 8
 AUTO = 10  # the reference's automatic choice: the top-10 insufficient neurons
@@ -59,60 +60,69 @@ def run_seed(seed: int, steps: int, images: int) -> dict:
     task = dd.spurious_task(cls=CLS, seed=seed)
     model = dd.spurious_model(task, seed=seed)
     built = time.perf_counter() - start
+    m = ia.model(model, name="digits", classes=[str(c) for c in range(10)])
     decision = find_decision(model, task.x_test[:8], layer="block4")
     z_test, _ = decision_features(model, decision, task.x_test)
 
-    def score(weight, bias):
+    def score(weight, bias):  # for the ceiling, a head outside the API
         acc = accuracy(weight, bias, z_test, task.y_test, task.groups_test)
         return {
             "overall": acc.overall,
             "worst": acc.worst_class,
-            "worst_of": int(acc.per_class.nan_to_num(2.0).argmin()),
             "c_nomark": acc.per_group[2 * CLS],
             "worst_group": acc.worst_group,
         }
 
-    out: dict = {"seed": seed, "build_s": built, "before": score(decision.weight, decision.bias)}
+    def scored(report, version: str) -> dict:
+        row = report.sel(version=version)
+        return {
+            "overall": float(row.overall),
+            "worst": float(row.worst_class),
+            "c_nomark": float(row.per_group.sel(group=2 * CLS)),
+            "worst_group": float(row.worst_group),
+        }
+
+    out: dict = {"seed": seed, "build_s": built}
     t0 = time.perf_counter()
-    found = counterfactual_neurons(model, (task.x_audit, task.y_audit), CLS, layer="block4")
+    q = m.on(task.x_audit, labels=task.y_audit)
+    found = q.mistakes(CLS).counterfactual_neurons(CLS, layer="block4").compute()
     out["cf_s"] = time.perf_counter() - t0
-    out["mistakes"] = len(found.sample)
-    out["flipped"] = float(found.flipped.float().mean())
+    out["mistakes"] = found.attrs["mistakes"]
+    out["flipped"] = float(found.flipped.mean())
     out["max_steps"] = int(found.steps.max())
-    ranked = found.votes.ranked("insufficient")
+    ranked = torch.tensor(found.attrs["insufficient"], dtype=torch.long)
     mark, digit = mark_and_digit_effects(model, task, decision)
     top3 = ranked[:3]
     out["top3"] = top3.tolist()
     out["mark3"] = float(mark[top3].mean())
     out["digit3"] = float(digit[top3].mean())
     out["markish3"] = int((mark[top3] > digit[top3]).sum())
-    neurons = ranked[:AUTO]
+    neurons = ranked[:AUTO].tolist()
     for name, val in (("audit", (task.x_audit, task.y_audit)), ("val", (task.x_val, task.y_val))):
         t0 = time.perf_counter()
-        res = mitigate(
-            model, neurons, CLS, (task.x_train, task.y_train), val_data=val, layer="block4",
+        fix = m.mitigate(
+            neurons, CLS, (task.x_train, task.y_train), val_data=val, layer="block4",
             control=True,
         )  # fmt: skip
         out[f"mit_{name}_s"] = time.perf_counter() - t0
-        out[f"method_{name}"] = score(res.fit.weight, res.fit.bias)
-        out[f"control_{name}"] = score(res.control_fit.weight, res.control_fit.bias)
-        out[f"ratio_{name}"] = res.ratio
+        test = fix.evaluate((task.x_test, task.y_test), groups=task.groups_test)
+        out["before"] = scored(test, "before")
+        out[f"method_{name}"] = scored(test, "after")
+        out[f"control_{name}"] = scored(test, "control")
+        out[f"ratio_{name}"] = fix.ratio
     out["oracle"] = oracle(model, task, decision, seed, score)
     top = int(ranked[0])
     z_real, _ = decision_features(model, decision, torch.cat([task.x_test, task.x_audit]))
     out["q99"] = float(torch.quantile(z_real[:, top], 0.99))
     t0 = time.perf_counter()
-    plain = visualize(
-        model, "block4", [top], steps=steps, images=images, example=task.x_test, seed=seed
-    )
-    conditioned = visualize(
-        model, "block4", [top], cls=CLS, steps=steps, images=images, example=task.x_test, seed=seed
-    )
+    common = dict(steps=steps, images=images, example=task.x_test, seed=seed)
+    plain = m.visualize("block4", [top], **common)
+    conditioned = m.visualize("block4", [top], cls=CLS, **common)
     out["vis_s"] = time.perf_counter() - t0
     out["vis_act_min"] = float(plain.activation.min())
     out["vis_act_cls_min"] = float(conditioned.activation.min())
-    out["logit_plain"] = float(plain.logits[..., CLS].mean())
-    out["logit_cls"] = float(conditioned.logits[..., CLS].mean())
+    out["logit_plain"] = float(plain.logits.sel({"class": CLS}).mean())
+    out["logit_cls"] = float(conditioned.logits.sel({"class": CLS}).mean())
     return out
 
 
@@ -197,6 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
+    ia.options.progress = False
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         rows.append(run_seed(seed, args.steps, args.images))

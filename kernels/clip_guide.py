@@ -44,7 +44,9 @@ class TextImageGuide:
 
     Images are brought to the encoder's size (bilinear), to three channels (grey images
     repeated) and normalised with ``mean``/``std``, all differentiably. Class text
-    embeddings are computed once per class, without gradients.
+    embeddings are computed once per class, without gradients. ``class_names=None`` makes
+    a guide that must get its names from :meth:`with_classes` before it scores anything
+    (a model's class names, say).
     """
 
     def __init__(
@@ -52,23 +54,48 @@ class TextImageGuide:
         encode_image: Callable[[torch.Tensor], torch.Tensor],
         encode_text: Callable[[Any], torch.Tensor],
         tokenize: Callable[[list[str]], Any],
-        class_names: Sequence[str],
+        class_names: Sequence[str] | None,
         templates: Sequence[str] = TEMPLATES,
         image_size: int | Sequence[int] = 224,
         mean: Sequence[float] = CLIP_MEAN,
         std: Sequence[float] = CLIP_STD,
     ):
-        if isinstance(class_names, str) or not len(class_names):
+        if class_names is not None and (
+            isinstance(class_names, str)
+            or not len(class_names)
+            or not all(isinstance(c, str) for c in class_names)
+        ):
             raise ValueError("class_names: expected one name per class (a list of strings)")
         if not templates or any("{}" not in t for t in templates):
             raise ValueError("templates: expected prompt templates, each with a '{}' for the name")
         self.encode_image, self.encode_text, self.tokenize = encode_image, encode_text, tokenize
-        self.class_names, self.templates = list(class_names), list(templates)
+        self.class_names = None if class_names is None else list(class_names)
+        self.templates = list(templates)
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.size = (int(size[0]), int(size[1]))
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
         self._text: dict[int, torch.Tensor] = {}
+
+    def with_classes(self, class_names: Sequence[str]) -> TextImageGuide:
+        """The same encoders with ``class_names`` (text embeddings are computed afresh).
+
+        Examples
+        --------
+        >>> g = TextImageGuide(lambda x: x, lambda t: t, lambda s: torch.ones(len(s), 2), None)
+        >>> g.with_classes(["cat", "dog"]).class_names
+        ['cat', 'dog']
+        """
+        return TextImageGuide(
+            self.encode_image,
+            self.encode_text,
+            self.tokenize,
+            class_names,
+            self.templates,
+            self.size,
+            tuple(self.mean.flatten().tolist()),
+            tuple(self.std.flatten().tolist()),
+        )
 
     def text_embedding(self, cls: int) -> torch.Tensor:
         """t̄_c: the mean of the normalised text embeddings of class ``cls``'s prompts.
@@ -79,6 +106,11 @@ class TextImageGuide:
         >>> g.text_embedding(0)
         tensor([0.7071, 0.7071])
         """
+        if self.class_names is None:
+            raise ValueError(
+                "guide: it has no class names to build prompts from; give them to "
+                "ia.guides.open_clip(classes=...) or to the model (ia.model(classes=...))"
+            )
         if not 0 <= cls < len(self.class_names):
             raise ValueError(
                 f"cls: class {cls} has no name; the guide knows {len(self.class_names)} classes"
@@ -103,12 +135,14 @@ class TextImageGuide:
 def open_clip_guide(
     name: str,
     checkpoint_path: str | os.PathLike,
-    class_names: Sequence[str],
+    class_names: Sequence[str] | None,
     *,
     templates: Sequence[str] = TEMPLATES,
     device: str | torch.device | None = None,
 ) -> TextImageGuide:
     """A guide from a local open_clip checkpoint (model ``name``, e.g. ``"ViT-B-32"``).
+
+    ``class_names=None`` leaves the names to :meth:`TextImageGuide.with_classes`.
 
     Needs the optional extra: ``pip install 'ialgebra[clip]'`` (open_clip_torch).
 

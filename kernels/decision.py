@@ -16,6 +16,9 @@ from .batches import batches
 from .capture import refuse_script
 from .guard import device_of, guarded
 
+#: Rows of the one forward that :func:`find_decision` runs to see which layers are called.
+PROBE_ROWS = 8
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -120,7 +123,7 @@ def find_decision(
             stack.enter_context(_recording(modules[name], name, calls, seen))
         if layer is not None:
             stack.enter_context(_output(modules[layer], layer, seen))
-        module(example[:8].to(device_of(module)))
+        module(example[:PROBE_ROWS].to(device_of(module)))
     if not calls:
         what = repr(head) if head else "no nn.Linear"
         raise ValueError(f"head: {what} is not called in the model's forward pass")

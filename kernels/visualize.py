@@ -109,7 +109,7 @@ def visualize(
         with torch.no_grad():
             logits = _forward(module, normalise(probe))
         act_shape = out["act"].shape
-        index = check_neurons(neurons, act_shape[1], f"layer {layer!r} ({act_shape[1]} channels)")
+        index = check_neurons(neurons, act_shape[1], f"the channels of layer {layer!r}")
         if cls is not None:
             cls = check_class(cls, logits.shape[1])
         if guide is not None and cls is None:

@@ -136,3 +136,31 @@ def assert_captum_parity(ours: object, theirs: torch.Tensor) -> None:
 def captum_parity():
     """:func:`assert_captum_parity`, shared by the Captum parity tests."""
     return assert_captum_parity
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small convolutions run several times faster than
+    with threads fighting over a shared machine); the setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def spurious_digits():
+    """The spurious-mark digits task (class 8) and its model with the shortcut, seed 0:
+    built once per session (about 5 s on one thread) and shared by the evidence tests,
+    which must leave the model as they found it."""
+    from algebra.cli import demo_data as dd
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread is several times faster
+    try:
+        task = dd.spurious_task(cls=8, seed=0)
+        return task, dd.spurious_model(task, seed=0)
+    finally:
+        torch.set_num_threads(threads)

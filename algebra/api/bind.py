@@ -18,12 +18,15 @@ import torch
 from ..config import options
 from ..errors import did_you_mean
 from ..ir import columns as cols
+from ..ir.model import ModelInfo
+from ..ir.neurons import check_class_index, mistakes_predicate
 from ..ir.players import grid, patches
 from ..ir.targets import topk
 from ..ir.views import Source, base_of, source_of
 from ..lang import syntax
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
+from .dataset_expr import DatasetExpr
 from .expr import Expr
 from .methods import check_params, method_of
 from .model import Model
@@ -31,9 +34,12 @@ from .model import model as wrap_model
 from .query import Query, with_source
 
 T = TypeVar("T")
+#: What ``using counterfactual_neurons(...)`` takes (the class is the target, the layer
+#: the one after ``neurons of``).
+NEURON_PARAMS = ("top", "max_steps", "lr", "l1", "l2", "head")
 
 
-def query(text: str, **bindings: Any) -> Expr:
+def query(text: str, **bindings: Any) -> Expr | DatasetExpr:
     """Parse a declarative query and bind its names: a lazy expression, nothing runs.
 
     Parameters
@@ -49,6 +55,8 @@ def query(text: str, **bindings: Any) -> Expr:
     Returns
     -------
     Expr
+        Or a :class:`~algebra.api.dataset_expr.DatasetExpr` for ``select neurons`` (see
+        ``docs/neuroinspect.md``).
 
     Raises
     ------
@@ -73,7 +81,8 @@ def query(text: str, **bindings: Any) -> Expr:
                       ^
     """
     tree = parse_query(text)
-    return _Binder(text, bindings).select(tree, None, None)
+    binder = _Binder(text, bindings)
+    return binder.neurons(tree) if tree.neurons else binder.select(tree, None, None)
 
 
 class _Binder:
@@ -166,9 +175,65 @@ class _Binder:
                 join, lambda right=right, join=join, expr=expr: expr.join(right, join.how)
             )
         if select.predicate is not None:
-            predicate = self.guarded(select, lambda: predicate_of(select.predicate))
+            info = self.model(select.model).info
+            at = _mistakes_at(select)
+            predicate = self.guarded(at, lambda: predicate_of(select.predicate, info))
             expr = expr.where(predicate)
         return expr
+
+    def neurons(self, select: syntax.Select) -> DatasetExpr:
+        """``select neurons [of <layer>] from f(x) [using counterfactual_neurons(...)]
+        [target <class>] [where ...]``: ``q.where(...).counterfactual_neurons(...)``."""
+        if select.joins:
+            raise self.fail(select.joins[0], "select neurons takes no joins")
+        if select.windows:
+            raise self.fail(
+                select.windows[0],
+                "counterfactual neurons change pooled features; a window does not apply",
+            )
+        method = select.method
+        if method is not None and method.name.text != "counterfactual_neurons":
+            raise self.fail(
+                method.name,
+                f"select neurons is computed by counterfactual_neurons; got using "
+                f"{method.name.text!r}",
+            )
+        q = self.view(select)
+        cls = self.neuron_class(select)
+        if select.predicate is not None:
+            info = self.model(select.model).info
+            at = _mistakes_at(select)
+            predicate = self.guarded(at, lambda: predicate_of(select.predicate, info))
+            q = q.where(predicate)
+        params = dict(method.params) if method is not None else {}
+        for key in params:
+            if key not in NEURON_PARAMS:
+                raise self.fail(
+                    method.name,  # type: ignore[union-attr]
+                    f"counterfactual_neurons: unknown parameter {key!r}; it takes "
+                    f"{', '.join(NEURON_PARAMS)}." + did_you_mean(key, NEURON_PARAMS),
+                )
+        at = method.name if method is not None else (select.target or select)
+        return self.guarded(at, lambda: q.counterfactual_neurons(cls, **params))
+
+    def neuron_class(self, select: syntax.Select) -> Any:
+        target = select.target
+        if target is not None and target.kind != "index":
+            raise self.fail(
+                target,
+                "select neurons explains the mistakes of one class: write target <class index>",
+            )
+        if target is not None:
+            return target.value
+        named = [m for m in _terms(select.predicate) if isinstance(m, syntax.Mistakes)]
+        named = [m for m in named if m.cls is not None]
+        if not named:
+            raise self.fail(
+                select,
+                "select neurons needs the class whose mistakes it explains: add "
+                "'where mistakes of <class>' or 'target <class>'",
+            )
+        return named[0].cls
 
     def antijoin(
         self,
@@ -237,23 +302,56 @@ def _is_model(value: Any) -> bool:
     return isinstance(value, (Model, torch.nn.Module))
 
 
-def predicate_of(node: Any) -> cols.Predicate:
-    """A column predicate from a parsed ``where`` predicate.
+def _mistakes_at(select: syntax.Select) -> Any:
+    """Where a predicate's errors point: its first ``mistakes of '<name>'``, else the query
+    (only class names can fail to bind)."""
+    stack = [select.predicate]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, syntax.Mistakes) and isinstance(node.cls, str):
+            return node
+        if isinstance(node, (syntax.And, syntax.Or)):
+            stack += [node.right, node.left]
+        elif isinstance(node, syntax.Not):
+            stack.append(node.operand)
+    return select
+
+
+def _terms(node: Any) -> list[Any]:
+    """The terms of a top-level conjunction (the predicate itself when it is not one)."""
+    if isinstance(node, syntax.And):
+        return [*_terms(node.left), *_terms(node.right)]
+    return [] if node is None else [node]
+
+
+def predicate_of(node: Any, model: ModelInfo | None = None) -> cols.Predicate:
+    """A column predicate from a parsed ``where`` predicate; ``model`` turns the class
+    names of ``mistakes of '<name>'`` into indices.
 
     Examples
     --------
     >>> from algebra.lang.parse import parse_query
     >>> predicate_of(parse_query("select * from f(x) where pred != label").predicate)
     Predicate(pred != label)
+    >>> predicate_of(parse_query("select * from f(x) where mistakes of 2").predicate)
+    Predicate(label = 2 and pred != label)
     """
+    if isinstance(node, syntax.Mistakes):
+        if node.cls is None:
+            return mistakes_predicate()
+        if model is None:
+            if isinstance(node.cls, str):
+                raise ValueError("cls: a class name needs the model's class names")
+            return mistakes_predicate(node.cls)
+        return mistakes_predicate(check_class_index(node.cls, model))
     if isinstance(node, syntax.Column):
         return cols.as_predicate(cols.Column(node.name))
     if isinstance(node, syntax.Not):
-        return ~predicate_of(node.operand)
+        return ~predicate_of(node.operand, model)
     if isinstance(node, syntax.And):
-        return predicate_of(node.left) & predicate_of(node.right)
+        return predicate_of(node.left, model) & predicate_of(node.right, model)
     if isinstance(node, syntax.Or):
-        return predicate_of(node.left) | predicate_of(node.right)
+        return predicate_of(node.left, model) | predicate_of(node.right, model)
     column = cols.Column(node.column.name)
     if node.op == "in":
         return column.isin(list(node.value))

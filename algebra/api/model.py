@@ -13,14 +13,17 @@ from ..ir.views import Source, default_dims
 from ..kernels.checks import as_inputs, as_labels, content_token, fingerprint, model_dtype
 from .bindings import wrap
 from .difference import difference_of
+from .inspect import NeuronInspection
 from .query import Query
 
 
-class Model:
+class Model(NeuronInspection):
     """A PyTorch module made queryable; build one with :func:`model`.
 
     The module is only referenced, never modified: every computation runs it in eval mode
-    with frozen parameters and restores its state afterwards.
+    with frozen parameters and restores its state afterwards. Besides queries (:meth:`on`),
+    a model inspects its decision neurons eagerly (:meth:`neuron_importance`,
+    :meth:`visualize`, :meth:`mitigate`; see ``docs/neuroinspect.md``).
     """
 
     def __init__(

@@ -36,10 +36,11 @@ from .difference import difference_of
 from .expr import Expr
 from .gradients import GradientMethods
 from .methods import check_params, method_of, renamed
+from .neurons import NeuronMethods
 from .perturbation import PerturbationMethods
 
 
-class Query(GradientMethods, PerturbationMethods):
+class Query(GradientMethods, PerturbationMethods, NeuronMethods):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.

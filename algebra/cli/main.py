@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import xarray as xr
 
 from ..api.bind import query
 from ..api.model import model
@@ -199,7 +200,9 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
     with all_or_nothing(list(targets.values())):
         if "--out" in targets:
             result.ia.to_netcdf(targets["--out"])
-        if "--png" in targets:
+        if "--png" in targets and isinstance(result, xr.Dataset):  # neurons: their votes
+            result.ia.plot().savefig(targets["--png"])
+        elif "--png" in targets:
             first = bound[tree.inputs.text]
             images = first[0] if isinstance(first, tuple) else first
             result.ia.plot(inputs=overlay(result, images)).savefig(targets["--png"])
@@ -254,8 +257,17 @@ def summary(result: Any) -> str:
     saliency: sample=2, x=3
       method: saliency
       values: min 1, max 1, mean 1
+    >>> print(summary(xr.Dataset({"votes": ("neuron", np.zeros(4))}, attrs={"method": "counterfactual_neurons"})))
+    counterfactual_neurons: neuron=4
+      method: counterfactual_neurons
+      variables: votes
     """
     sizes = ", ".join(f"{d}={n}" for d, n in result.sizes.items())
+    if isinstance(result, xr.Dataset):  # counterfactual neurons: several variables
+        lines = [f"{result.attrs.get('method', 'dataset')}: {sizes}"]
+        lines += [f"  {k}: {v}" for k, v in result.attrs.items()]
+        lines.append("  variables: " + ", ".join(map(str, result.data_vars)))
+        return "\n".join(lines)
     lines = [f"{result.name}: {sizes}"]
     lines += [f"  {k}: {v}" for k, v in result.attrs.items()]
     values = result.values

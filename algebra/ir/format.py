@@ -10,6 +10,7 @@ from __future__ import annotations
 from .attribution import Attribution
 from .joins import AntiJoin, Disagreement, Join
 from .metrics import Metric
+from .neurons import CounterfactualNeurons, describe_neurons
 from .node import Node, Ref, dispatch_table, entries
 from .relational import (
     VERBS,
@@ -203,6 +204,11 @@ def describe_metric(node: Metric) -> str:
     return f"{node.kind}({', '.join(f'{k}={shown(v)}' for k, v in node.params)})"
 
 
+@_expr.register
+def _(node: CounterfactualNeurons) -> str:
+    return describe_neurons(node)
+
+
 # -- label: every node, one vertex of a graph ----------------------------------------------
 _label = dispatch_table("label", role="all")
 
@@ -222,7 +228,7 @@ def _(node: Attribution) -> str:
     return describe(node, with_layer=False)
 
 
-@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, *VERBS))
+@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, CounterfactualNeurons, *VERBS))
 def _(node: Node) -> str:
     return node.op
 
@@ -259,3 +265,8 @@ def _(node: Disagreement) -> str:
 @entries(_name, (*VERBS, Metric))
 def _(node: Node) -> str:
     return _name(node.children[0])
+
+
+@_name.register
+def _(node: CounterfactualNeurons) -> str:
+    return node.op

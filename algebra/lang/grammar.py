@@ -24,12 +24,12 @@ GRAMMAR = (
 start: query SEMICOLON?
 
 query: SELECT selection FROM NAME "(" NAME ")" clause*
-selection: STAR | LAYER | STRING
+selection: STAR | LAYER | STRING | NEURONS (OF (LAYER | STRING))?
 ?clause: join | using | target | where
 
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"
 using: USING NAME ("(" (param ("," param)*)? ")")?
-param: NAME EQUAL (literal | call | int_list)
+param: (NAME | TOP) EQUAL (literal | call | int_list)
 call: NAME ("(" INT ("," INT)* ")")?
 int_list: LSQB INT ("," INT)* "]"
 target: TARGET (NAME | TOP INT | INT)
@@ -42,6 +42,7 @@ where: WHERE or_expr
 ?atom: window
      | comparison
      | NAME -> bare_column
+     | MISTAKES (OF (INT | STRING))? -> mistakes
      | "(" or_expr ")"
 window: LSQB INT "," INT "," INT "," INT "]"
 comparison: NAME (COMPARE | EQUAL) value
@@ -69,6 +70,7 @@ COMMENT: /--[^\n]*/
 # How each terminal reads in "expected ..." messages, in the order they are listed.
 _DESCRIPTIONS = {
     "STAR": "'*'",
+    "NEURONS": "'neurons'",
     "LAYER": "a layer name",
     "SELECT": "'select'",
     "FROM": "'from'",
@@ -94,8 +96,8 @@ _GROUPS = (
     ({"TOP"}, "pred, label, all, top <k> or a class index", {"TOP", "NAME", "INT"}),
     (
         {"NOT", "LSQB"},
-        "a condition (a column, a window, 'not' or '(')",
-        {"NOT", "NAME", "LPAR", "LSQB"},
+        "a condition (a column, a window, mistakes, 'not' or '(')",
+        {"NOT", "NAME", "LPAR", "LSQB", "MISTAKES"},
     ),
     ({"COMPARE"}, "a comparison ('=', '!=', '<', ...)", {"COMPARE", "EQUAL"}),
 )

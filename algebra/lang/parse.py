@@ -39,6 +39,7 @@ from .syntax import (
     Compare,
     Join,
     Method,
+    Mistakes,
     Name,
     Not,
     Or,
@@ -210,6 +211,13 @@ class _Clause:
 
 
 @dataclass(frozen=True)
+class _Neurons:
+    """`neurons [of <layer>]` in the select list, until the query is built."""
+
+    layer: Name | None
+
+
+@dataclass(frozen=True)
 class _Conjunction:
     """An `and` that holds windows: legal only at the top of a where clause."""
 
@@ -270,7 +278,9 @@ class _Build(Transformer):
     def start(self, children: list[Any]) -> Select:
         return children[0]
 
-    def selection(self, children: list[Token]) -> Name | None:
+    def selection(self, children: list[Token]) -> Name | _Neurons | None:
+        if children[0].type == "NEURONS":  # `neurons` or `neurons of <layer>`
+            return _Neurons(self.selection(children[2:]) if len(children) == 3 else None)
         (token,) = children
         if token.type == "STAR":
             return None
@@ -279,6 +289,8 @@ class _Build(Transformer):
 
     def query(self, children: list[Any]) -> Select:
         select, layer, _, model, inputs, *clauses = children
+        neurons = isinstance(layer, _Neurons)
+        layer = layer.layer if isinstance(layer, _Neurons) else layer
         joins: list[Join] = []
         single: dict[str, _Clause] = {}
         for clause in clauses:
@@ -302,6 +314,7 @@ class _Build(Transformer):
             target=single["target"].value if "target" in single else None,
             windows=windows,
             predicate=predicate,
+            neurons=neurons,
             line=select.line or 0,
             column=select.column or 0,
         )
@@ -322,7 +335,11 @@ class _Build(Transformer):
             if token in seen:
                 _fail(f"parameter {str(token)!r} is given twice", token)
             seen.add(token)
-        pairs = tuple((str(token), value) for token, value in params)
+        # `top` is a keyword, and a parameter's name too (counterfactual_neurons(top=5)).
+        pairs = tuple(
+            (str(token).lower() if token.type == "TOP" else str(token), value)
+            for token, value in params
+        )
         return _Clause(keyword, Method(_name(name), pairs))
 
     def param(self, children: list[Any]) -> tuple[Token, Param]:
@@ -421,6 +438,14 @@ class _Build(Transformer):
                 children[0],
             )
         return column
+
+    def mistakes(self, children: list[Token]) -> Mistakes:
+        keyword = children[0]
+        cls: int | str | None = None
+        if len(children) == 3:
+            token = children[2]
+            cls = _string(token) if token.type == "STRING" else int(_number(token))
+        return Mistakes(cls, keyword.line or 0, keyword.column or 0)
 
     def window(self, children: list[Token]) -> Window:
         bracket, *tokens = children

@@ -161,7 +161,33 @@ class Or:
         return predicate_text(self)
 
 
-Predicate = Compare | Column | Not | And | Or
+@dataclass(frozen=True)
+class Mistakes:
+    """``mistakes`` (the samples whose prediction differs from the label) or ``mistakes of
+    K`` (those of them labelled ``K``, a class index or a quoted class name).
+
+    Examples
+    --------
+    >>> Mistakes(3).to_text(), Mistakes().to_text(), Mistakes("cat").to_text()
+    ('mistakes of 3', 'mistakes', "mistakes of 'cat'")
+    """
+
+    cls: int | str | None = None
+    line: int = position()
+    column: int = position()
+
+    def to_text(self) -> str:
+        """The term as query text.
+
+        Examples
+        --------
+        >>> Mistakes(0).to_text()
+        'mistakes of 0'
+        """
+        return predicate_text(self)
+
+
+Predicate = Compare | Column | Not | And | Or | Mistakes
 
 
 def quote(text: str) -> str:
@@ -242,6 +268,8 @@ def predicate_text(node: Predicate) -> str:
     # One frame per level: the parser bounds the depth, so recursion is safe here.
     if isinstance(node, Column):
         return node.name
+    if isinstance(node, Mistakes):
+        return "mistakes" if node.cls is None else f"mistakes of {literal(node.cls)}"
     if isinstance(node, Compare):
         if node.op == "in":
             values = ", ".join(literal(v) for v in node.value)  # type: ignore[union-attr]

@@ -19,7 +19,8 @@ label``::
   in order), ``method`` (``using``: a :class:`Method` or ``None``), ``target``
   (a :class:`TargetClause` or ``None``), ``windows`` (the ``where`` clause's windows, a
   tuple of :class:`Window` in order: a drill-down) and ``predicate`` (the rest of the
-  ``where`` clause, or ``None``).
+  ``where`` clause, or ``None``). ``neurons`` is true for ``select neurons [of <layer>]``
+  (counterfactual neurons; ``layer`` is then the feature layer, or ``None``).
 - :class:`Join`: ``how`` is ``"mean"`` (``join``, ``mean join``), ``"min"``, ``"product"``
   or ``"anti"`` (``left join``), and ``query`` the sub-query.
 - :class:`Method`: ``name`` and ``params``, a tuple of ``(name, value)`` pairs in the order
@@ -30,8 +31,9 @@ label``::
 - Predicates over the sample columns (:data:`COLUMNS`): :class:`Compare` (a
   :class:`Column`, an operator among :data:`OPERATORS` and a value: a number, a string, a
   boolean, another :class:`Column`, or for ``in`` a tuple of numbers and strings), a bare
-  boolean :class:`Column` (``correct``), :class:`Not`, :class:`And` and :class:`Or`
-  (binary, as written: ``a and b and c`` is ``And(And(a, b), c)``).
+  boolean :class:`Column` (``correct``), :class:`Mistakes` (``mistakes [of <class>]``),
+  :class:`Not`, :class:`And` and :class:`Or` (binary, as written: ``a and b and c`` is
+  ``And(And(a, b), c)``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .predicates import OPERATORS as OPERATORS
 from .predicates import And as And
 from .predicates import Column as Column
 from .predicates import Compare as Compare
+from .predicates import Mistakes as Mistakes
 from .predicates import Not as Not
 from .predicates import (
     Or,
@@ -77,6 +80,9 @@ KEYWORDS = (
     "in",
     "true",
     "false",
+    "neurons",
+    "of",
+    "mistakes",
 )
 #: How a join combines two interpretations; ``anti`` is ``left join``.
 JOIN_KINDS = ("mean", "min", "product", "anti")
@@ -295,6 +301,7 @@ class Select:
     target: TargetClause | None = None
     windows: tuple[Window, ...] = ()
     predicate: Predicate | None = None
+    neurons: bool = False
     line: int = position()
     column: int = position()
 
@@ -348,6 +355,10 @@ class Select:
         'select * from f(x) where [0, 8, 0, 8] and pred != label'
         """
         layer = "*" if self.layer is None else _layer_text(self.layer.text)
+        if self.neurons:  # counterfactual neurons, of a layer or of the decision features
+            layer = "neurons" + (
+                "" if self.layer is None else f" of {_layer_text(self.layer.text)}"
+            )
         parts = [f"select {layer} from {self.model.text}({self.inputs.text})"]
         parts += [join.to_text() for join in self.joins]
         if self.method is not None:

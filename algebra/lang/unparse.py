@@ -17,6 +17,7 @@ from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.metrics import Metric
 from ..ir.model import ModelInfo
+from ..ir.neurons import CounterfactualNeurons, mistakes_predicate_class
 from ..ir.node import Node, Ref, dispatch_table, entries
 from ..ir.players import PlayerSpecs
 from ..ir.relational import VERBS, Where
@@ -238,6 +239,24 @@ def _(node: Disagreement, namer: _Namer) -> syntax.Select:
     )
 
 
+@_select.register
+def _(node: CounterfactualNeurons, namer: _Namer) -> syntax.Select:
+    view = _view(node.view, namer)
+    params = [(key, value) for key, value in node.params if key not in ("layer", "head")]
+    if node.head is not None:  # the language has no None: the default is left out
+        params.append(("head", node.head))
+    method = syntax.Method(syntax.Name(node.op), tuple(params))
+    # `where mistakes of K` names the class; otherwise the target does.
+    named = mistakes_predicate_class(node.where) == node.cls
+    return syntax.Select(
+        **{**view, "layer": None if node.layer is None else syntax.Name(node.layer)},
+        method=method,
+        target=None if named else syntax.TargetClause("index", node.cls),
+        predicate=None if node.where is None else _predicate(node.where),
+        neurons=True,
+    )
+
+
 @entries(_select, (verb for verb in VERBS if verb is not Where))
 def _(node: Node, namer: _Namer) -> syntax.Select:
     raise _refuse(f"{describe_step(node)}")
@@ -258,10 +277,14 @@ def _fields(select: syntax.Select) -> dict[str, Any]:
         "target": select.target,
         "windows": select.windows,
         "predicate": select.predicate,
+        "neurons": select.neurons,
     }
 
 
 def _predicate(p: cols.Predicate) -> Any:
+    mistakes = mistakes_predicate_class(p)
+    if mistakes is not None:  # what q.mistakes(K) builds
+        return syntax.Mistakes(mistakes)
     if p.kind == "col":
         return syntax.Column(p.args[0])
     if p.kind == "not":

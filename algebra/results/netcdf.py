@@ -49,6 +49,27 @@ def serialisable(result: xr.DataArray) -> xr.DataArray:
     return out.assign_coords(coords)
 
 
+def serialisable_dataset(result: xr.Dataset) -> xr.Dataset:
+    """A copy of a ``Dataset`` that netCDF3 can store: each variable as :func:`serialisable`
+    makes it (booleans as 0/1 bytes), the attributes likewise.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"flipped": ("sample", np.array([True, False]))},
+    ...                 attrs={"insufficient": [3, 1], "where": None})
+    >>> out = serialisable_dataset(ds)
+    >>> out.flipped.dtype, out.attrs["insufficient"].tolist(), out.attrs["where"]
+    (dtype('int8'), [3, 1], '')
+    """
+    variables = {}
+    for name, variable in result.data_vars.items():
+        if variable.dtype == bool:
+            variable = variable.astype(np.int8)
+        variables[name] = serialisable(variable)
+    return xr.Dataset(variables, attrs=_attrs(result.attrs))
+
+
 def _storable(name: Any, values: np.ndarray) -> np.ndarray:
     """``values`` in a type netCDF3 holds (byte, short, int, float, double, char)."""
     kind = values.dtype.kind

@@ -91,6 +91,9 @@ def run(
     metrics = computation.graph.metrics_of(roots)
     if metrics:  # phase two: the metrics of the maps just computed
         frames.update(metric_frames(metrics, frames, cache, rules, made))
-    return {
-        root.token: to_xarray(evaluate(root, frames, cache), result_name(root)) for root in roots
-    }
+    return {root.token: _labelled(evaluate(root, frames, cache), root) for root in roots}
+
+
+def _labelled(value: Frame | xr.Dataset, root: Node) -> xr.DataArray | xr.Dataset:
+    # Most nodes evaluate to device frames; counterfactual neurons to a labelled Dataset.
+    return value if isinstance(value, xr.Dataset) else to_xarray(value, result_name(root))

@@ -8,11 +8,13 @@ computation; each node type has one entry in the evaluation table.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.metrics import Metric
+from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, dispatch_table, entries
 from ..ir.relational import (
     VERBS,
@@ -31,6 +33,7 @@ from ..kernels.combine import combine, stack
 from ..kernels.frame import Frame
 from ..kernels.predicates import evaluate as holds
 from ..kernels.predicates import keep_samples
+from .neurons import neurons_dataset
 
 
 def evaluate(root: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
@@ -79,6 +82,13 @@ def _(node: Disagreement, frames: dict[str, Frame], cache: dict[str, Frame]) -> 
     part = evaluate(node.part, frames, cache)
     left, right = node.left_model.name, node.right_model.name
     return replace(part, attrs={**part.attrs, "antijoin": f"models {left!r} - {right!r}"})
+
+
+@_evaluate.register
+def _(node: CounterfactualNeurons, frames: dict[str, Frame], cache: dict[str, Frame]) -> Any:
+    # Its own phase (runtime/neurons.py): one forward, then one batched optimisation; the
+    # result is a whole Dataset, already labelled, not a frame for verbs.
+    return neurons_dataset(node)
 
 
 @entries(_evaluate, VERBS)

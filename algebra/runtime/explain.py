@@ -8,6 +8,7 @@ from ..ir.attribution import Attribution
 from ..ir.format import describe_expr
 from ..ir.format import shown as shown_value
 from ..ir.metrics import Metric
+from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, walk
 from ..ir.views import base_of, source_of
 from ..kernels.edits import stand_in
@@ -15,6 +16,7 @@ from ..kernels.guard import device_of
 from ..kernels.sizing import budget_of, known_classes, passes
 from ..optimizer import optimize
 from ..optimizer.explain import JobSizes, explain_text
+from .neurons import neuron_plan
 
 
 def plan_text(leaves: list[Attribution], roots: list[Node], rules: OptimizerOptions) -> str:
@@ -37,7 +39,15 @@ def plan_text(leaves: list[Attribution], roots: list[Node], rules: OptimizerOpti
         budget = budget_of(job, device_of(job.module, default=job.inputs.device))
         sizes.append(JobSizes(budget, described, measured, known_classes(job)))
     text = explain_text(plan, sizes)
-    steps = [describe_expr(n) for n in roots if not isinstance(n, Attribution)]
+    neurons = [n for n in roots if isinstance(n, CounterfactualNeurons)]
+    if neurons:  # a phase of their own; alone, the empty plan of attributions is left out
+        count = len(neurons)
+        parts = [text] if leaves else [f"plan: {count} counterfactual neuron expression"]
+        parts[0] += "s" * (count != 1 and not leaves)
+        parts += [f"logical: {describe_expr(n)}\n{neuron_plan(n)}" for n in neurons]
+        text = "\n".join(parts)
+    skipped = (Attribution, CounterfactualNeurons)
+    steps = [describe_expr(n) for n in roots if not isinstance(n, skipped)]
     if steps:
         text += "\nthen, on the device: " + str(len(steps)) + " derived expression"
         text += "s" * (len(steps) != 1) + "\n" + "\n".join(f"  {step}" for step in steps)

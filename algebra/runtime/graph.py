@@ -7,6 +7,7 @@ from typing import Any
 
 from ..ir.attribution import Attribution
 from ..ir.metrics import Metric
+from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, Ref, walk
 from ..ir.views import Source, source_of
 
@@ -107,4 +108,8 @@ def read_graph(roots: list[Node]) -> Graph:
                 under[node] = None
             if under:
                 metrics[node.token] = tuple(under)
+            if isinstance(node, CounterfactualNeurons):  # runs its model in its own phase
+                module = node.model.torch_module
+                module_of[id(module)] = module
+                modules[node.token] |= {id(module)}
     return Graph(tuple(roots), leaves, modules, tuple(tensors), module_of, metrics)

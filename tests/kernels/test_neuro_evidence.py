@@ -1,6 +1,7 @@
 """Evidence for NeuroInspect on the spurious-mark digits task (issue 14), with a trained CNN.
 
-The model is trained once for this module (seed 0, about 5 s on one thread). The same
+The model is trained once per session (seed 0, about 5 s on one thread; the
+``spurious_digits`` fixture, shared with tests/api/test_neuro_evidence.py). The same
 pipeline at full size and over several seeds: benchmarks/neuroinspect_evidence.py, whose
 figures are in docs/neuroinspect.md ("Evidence").
 """
@@ -21,12 +22,11 @@ CLS = 8
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(spurious_digits):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convolutions: one thread is several times faster
     try:
-        task = dd.spurious_task(cls=CLS, seed=0)
-        model = dd.spurious_model(task, seed=0)
+        task, model = spurious_digits  # built once per session (tests/conftest.py)
         decision = find_decision(model, task.x_test[:8], layer="block4")
         found = counterfactual_neurons(model, (task.x_audit, task.y_audit), CLS, layer="block4")
         yield task, model, decision, found

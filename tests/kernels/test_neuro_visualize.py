@@ -155,7 +155,8 @@ def test_progress_is_reported_every_step(cnn):
 def test_bad_inputs_name_the_argument(cnn):
     common = dict(steps=1, images=1, size=8, channels=3)
     with pytest.raises(
-        ValueError, match=r"neurons: 6 is out of range for layer 'relu2' \(6 channels\)"
+        ValueError,
+        match=r"neurons: 6 is out of range for the channels of layer 'relu2' \(6 neurons",
     ):
         visualize(cnn, "relu2", [6], **common)
     with pytest.raises(ValueError, match="cls: class 5 is out of range"):
