@@ -8,7 +8,7 @@ evaluates derived nodes over device frames, and crosses to xarray at the very en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import xarray as xr
 
@@ -19,6 +19,7 @@ from ..kernels.checks import check_unchanged, state_token
 from ..kernels.edits import materialize_job
 from ..kernels.execute import execute
 from ..kernels.frame import Frame
+from ..kernels.plan import ExecConfig
 from ..optimizer import optimize
 from ..results.arrays import to_xarray
 from ..results.frames import to_frame
@@ -86,14 +87,34 @@ def run(
     >>> [r.dims for r in run(c, list(c.graph.roots), flags()).values()]
     [('sample', 'feature')]
     """
+    frames = evaluated(computation.graph, roots, rules)
+    return {root.token: to_xarray(frames[root.token], result_name(root)) for root in roots}
+
+
+def evaluated(
+    graph: Graph, roots: list[Node], rules: OptimizerOptions, config: ExecConfig | None = None
+) -> dict[str, Frame]:
+    """The device frames of ``roots`` (nodes of ``graph``), by token, before xarray.
+
+    ``config`` overrides the executor settings the optimizer takes from ``ia.options``
+    (the dask executor gives each chunk its share of the memory budget this way).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.optimizer import flags
+    >>> e = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4)).saliency(0)
+    >>> frame = evaluated(read_graph([e.node]), [e.node], flags())[e.node.token]
+    >>> frame.dims, type(frame.data).__name__
+    (('sample', 'feature'), 'Tensor')
+    """
     frames: dict[str, Frame] = {}
     made: dict[str, object] = {}  # edits made once per computation, whatever reads them
-    for planned in optimize(computation.graph.leaves_of(roots), rules).fused:
-        out = execute(materialize_job(planned.job, made))
+    for planned in optimize(graph.leaves_of(roots), rules).fused:
+        job = planned.job if config is None else replace(planned.job, config=config)
+        out = execute(materialize_job(job, made))
         for output in planned.job.results:
             node = planned.nodes[output.key]
             frames[output.key] = to_frame(node, out.tasks[output.key], out.logits)
     cache: dict[str, Frame] = {}
-    return {
-        root.token: to_xarray(evaluate(root, frames, cache), result_name(root)) for root in roots
-    }
+    return {root.token: evaluate(root, frames, cache) for root in roots}
