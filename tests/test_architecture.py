@@ -32,7 +32,7 @@ ALLOWED = {
 }
 # Third-party libraries that may be imported inside a function: optional, or heavy and
 # needed by one feature only.
-LAZY = {"matplotlib", "lark", "dask", "distributed", "networkx", "sklearn", "tqdm"}
+LAZY = {"matplotlib", "lark", "dask", "distributed", "cloudpickle", "networkx", "sklearn", "tqdm"}
 TORCH_FREE = ("ir", "optimizer", "lang", "config", "errors")
 
 
