@@ -36,6 +36,10 @@ from .sources import ArrayInputs, DatasetInputs
 
 SCHEDULERS = ("threads", "processes", "synchronous")
 _FAN_IN = 8  # partial results combined eight at a time, as dask's own tree reductions
+# Copies of a chunk's inputs and results alive at once in a worker, measured: the block
+# dask hands over and its tensor, the results on the device and on the host, the buffers
+# of serialization and of the store writing them (docs/scale-out.md, "Memory").
+_COPIES = 4
 
 
 def check_executor(client: Any, scheduler: Any, progress: Any) -> None:
@@ -104,7 +108,7 @@ def on_dask(
         raise in_chunk(error, 0, 1, ids) from error
     shipment = Shipment(stripped(roots), lay, rules, config, width, ids)
     shipment.expected = {t: expect(probe.values[t]) for t in lay.rows}
-    per_sample = 3 * probe.nbytes + 2 * sum(_row_bytes(s) for s in sources)
+    per_sample = _COPIES * (probe.nbytes + sum(_row_bytes(s) for s in sources))
     parallel = _parallel(client, scheduler)
     spans = bounds(n, chunk_rows(n, per_sample, budget // 2, parallel, _batch(sources)))
     uid = uuid.uuid4().hex[:12]

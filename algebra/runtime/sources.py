@@ -89,17 +89,20 @@ class ArrayInputs(LazyInputs):
         --------
         >>> import dask.array as da
         >>> x = ArrayInputs(da.zeros((5, 2), chunks=2), None, torch.float32)
-        >>> [b[0].shape for b in x.blocks([(0, 3), (3, 5)])]
+        >>> [b[0].compute().shape for b in x.blocks([(0, 3), (3, 5)])]
         [(3, 2), (2, 2)]
         """
+        # One delayed object per block, sharing one optimized graph (cheaper than a dask
+        # array per block, each optimized on its own).
         sizes = tuple(stop - start for start, stop in bounds)
         array = self.array.rechunk({0: sizes, **{i: -1 for i in range(1, self.array.ndim)}})
+        inputs = array.to_delayed().reshape(-1)
         labels = self.labels
         if labels is not None and hasattr(labels, "__dask_graph__"):
-            labels = labels.rechunk({0: sizes})
-            return [(array.blocks[i], labels.blocks[i]) for i in range(len(bounds))]
+            labels = labels.rechunk({0: sizes}).to_delayed().reshape(-1)
+            return list(zip(inputs, labels, strict=True))
         return [
-            (array.blocks[i], None if labels is None else labels[start:stop])
+            (inputs[i], None if labels is None else labels[start:stop])
             for i, (start, stop) in enumerate(bounds)
         ]
 
@@ -133,13 +136,14 @@ class DatasetInputs(LazyInputs):
         if n == 0:
             raise ValueError("inputs: the Dataset is empty")
         first = dataset[0]
-        self.paired = isinstance(first, (tuple, list))
-        if self.paired and len(first) != 2:
+        # An item is an input, an (input,) tuple (a TensorDataset of inputs) or a pair.
+        self.arity = len(first) if isinstance(first, (tuple, list)) else 0
+        if self.arity > 2:
             raise TypeError(
                 f"inputs: expected Dataset items to be inputs or (input, label) pairs; got "
                 f"{type(first).__name__}s of {len(first)} values"
             )
-        x = first[0] if self.paired else first
+        x = first[0] if self.arity else first
         if not isinstance(x, (torch.Tensor, np.ndarray)):
             raise TypeError(
                 f"inputs: expected Dataset items to hold tensors or NumPy arrays; got "
@@ -156,7 +160,7 @@ class DatasetInputs(LazyInputs):
         self.shape = torch.Size((n, *x.shape))
         self.dtype = dtype
         self.token = f"dataset:{id(dataset)}:{n}:{type(dataset).__qualname__}"
-        self.labels_token = f"{self.token}:labels" if self.paired else None
+        self.labels_token = f"{self.token}:labels" if self.arity == 2 else None
 
     def read(self, start: int, stop: int) -> tuple[Any, Any]:
         """The chunk's items, collated ``batch_size`` at a time and concatenated."""
@@ -164,7 +168,8 @@ class DatasetInputs(LazyInputs):
         inputs, labels = [], []
         for begin in range(start, stop, step):
             batch = self.collate([self.dataset[i] for i in range(begin, min(begin + step, stop))])
-            x, y = (batch[0], batch[1]) if self.paired else (batch, None)
+            x = batch[0] if self.arity else batch
+            y = batch[1] if self.arity == 2 else None
             inputs.append(torch.as_tensor(x))
             if y is not None:
                 labels.append(torch.as_tensor(y))
