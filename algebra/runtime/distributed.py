@@ -222,19 +222,25 @@ def _concatenated(
 ) -> xr.DataArray:
     """A per-sample root: its chunks' data and per-sample coordinates, concatenated along
     ``sample`` as dask arrays; the coordinates along other dims are the first sample's."""
-    import dask
     import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    rows = tuple(stop - start for start, stop in spans)
 
     def column(name: str | None) -> Any:
+        # One graph layer per array, a task per chunk taking its field from the chunk's
+        # results (lighter than an array per chunk, concatenated).
         like = template if name is None else template[name]
         axis = like.dims.index("sample")
-        parts = []
-        for out, (start, stop) in zip(outs, spans, strict=True):
-            shape = list(like.shape)
-            shape[axis] = stop - start
-            value = dask.delayed(_field, pure=True)(out, token, name)
-            parts.append(da.from_delayed(value, tuple(shape), dtype=like.dtype))
-        return da.concatenate(parts, axis=axis)
+        key = f"ialgebra-{token}-{name or 'data'}-{outs[0].key}"
+        zeros = [0] * like.ndim
+        layer = {
+            (key, *zeros[:axis], i, *zeros[axis + 1 :]): (_field, out.key, token, name)
+            for i, out in enumerate(outs)
+        }
+        chunks = tuple(rows if d == axis else (n,) for d, n in enumerate(like.shape))
+        graph = HighLevelGraph.from_collections(key, layer, dependencies=outs)
+        return da.Array(graph, key, chunks, dtype=like.dtype)
 
     coords: dict[str, Any] = {}
     for name, coord in template.coords.items():
