@@ -23,13 +23,16 @@ import xarray as xr
 
 from ..config import OptimizerOptions, options
 from ..errors import did_you_mean
+from ..ir.attribution import Attribution
 from ..ir.node import Node
 from ..ir.views import Source, source_of
 from ..kernels.guard import device_of
 from ..kernels.memory import default_budget
 from ..kernels.plan import ExecConfig
+from ..results.frames import attributes
 from .chunks import Shipment, compute_chunk, deliver, expect, finish, in_chunk, run_chunk
 from .compute import prepare
+from .graph import read_graph
 from .partition import bounds, chunk_rows, read, sources_of, stripped
 from .reductions import Layout, by_token_of, combine, layout
 from .sources import ArrayInputs, DatasetInputs
@@ -127,17 +130,18 @@ def on_dask(
         ]
 
     by_token = by_token_of(roots)
+    leaves = read_graph(roots).leaves
     outs = chunks(None, "chunk")
+    templates = {t: _whole(probe.values[t], leaves[t]) for t in lay.rows}
     results = {
-        t: _concatenated(outs, spans, t, probe.values[t], _sample_ids(by_token[t]))
-        for t in lay.rows
+        t: _concatenated(outs, spans, t, templates[t], _sample_ids(by_token[t])) for t in lay.rows
     }
     eager_needs = tuple(c for t in lay.eager for c in lay.finished[t])
     eager_outs = chunks(tuple(dict.fromkeys(eager_needs)), "eager") if lay.eager else []
     finals = _finals(lay, handle, outs, eager_outs, uid)
     for token in set(lay.finished) - lay.eager:
         template = finish(local, token, {c: probe.values[c] for c in lay.finished[token]})
-        results[token] = _lazy(finals[token], template)
+        results[token] = _lazy(finals[token], _whole(template, leaves[token]))
     eager = {t: finals[t] for t in lay.eager}
     get = client if client is not None else scheduler
     if progress:
@@ -146,8 +150,15 @@ def on_dask(
             weakref.finalize(result, _kept, handle)  # recomputed: the models stay there
     if eager:
         (computed,) = dask.compute(eager, scheduler=get)
-        results.update({t: array.chunk() for t, array in computed.items()})
+        results.update({t: _whole(a, leaves[t]).chunk() for t, a in computed.items()})
     return results
+
+
+def _whole(result: xr.DataArray, leaves: tuple[Attribution, ...]) -> xr.DataArray:
+    """``result`` of some chunk(s), with the attributes of the whole computation: a
+    per-sample target or baseline is described by all its rows, not the chunk's."""
+    whole = attributes(leaves[0])  # the left-most attribution gives a result its attrs
+    return result.assign_attrs({k: whole.get(k, v) for k, v in result.attrs.items()})
 
 
 def _finals(lay: Layout, handle: Any, outs: list[Any], eager_outs: list[Any], uid: str) -> dict:

@@ -59,7 +59,15 @@ def per_sample(q, q2):
         "join": q.saliency(0).join(q2.saliency(0)),
         "antijoin": q.antijoin(q2, "pred", steps=4),
         "verbs": q.saliency("all").sel(target=[1, 3]).normalize().abs(),
+        # Arguments with one row per sample are cut with the samples.
+        "per_sample_target": q.saliency([i % 5 for i in range(N)]),
+        "per_sample_baseline": q.integrated_gradients(0, steps=4, baseline=_rows(3, 8, 8)),
+        "per_sample_patch": q.patch((0, 4, 0, 4), _rows(3, 4, 4)).input_x_gradient(2),
     }
+
+
+def _rows(*shape):
+    return torch.rand(N, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
 
 
 def reductions(q):
@@ -69,6 +77,7 @@ def reductions(q):
         "groupby": q.saliency("label").groupby("label").mean(),
         "filtered_groupby": q.where(ia.col.correct).saliency("pred").groupby("pred").sum(),
         "after": q.saliency(0).mean("sample").sel(channel=1).normalize(),
+        "per_sample_target": q.saliency([i % 5 for i in range(N)]).groupby("label").mean(),
     }
 
 
