@@ -32,7 +32,6 @@ from ..kernels.plan import ExecConfig
 from ..results.frames import attributes
 from .chunks import Shipment, compute_chunk, deliver, expect, finish, in_chunk, run_chunk
 from .compute import prepare
-from .graph import read_graph
 from .partition import bounds, chunk_rows, read, sources_of, stripped
 from .reductions import Layout, by_token_of, combine, layout
 from .sources import ArrayInputs, DatasetInputs
@@ -96,7 +95,8 @@ def on_dask(
     """
     import dask
 
-    prepare(roots)  # refuse tensors changed in place since the expressions were built
+    # Refuse tensors changed in place since the expressions were built.
+    leaves = prepare(roots).graph.leaves
     lay = layout(roots)
     sources = sources_of(roots)
     n = _samples(sources)
@@ -130,7 +130,6 @@ def on_dask(
         ]
 
     by_token = by_token_of(roots)
-    leaves = read_graph(roots).leaves
     outs = chunks(None, "chunk")
     templates = {t: _whole(probe.values[t], leaves[t]) for t in lay.rows}
     results = {
