@@ -125,7 +125,7 @@ def test_cluster_results_equal_in_process(client, cnn_factory, data, reduced_clo
 def test_models_reach_each_worker_once(client, cnn_factory, data, tmp_path):
     x, _, _ = data
     log = tmp_path / "unpickled.txt"
-    net = Logged(cnn_factory().double(), str(log))
+    net = Logged(cnn_factory().double(), str(log)).eval()
     q = ia.model(net).on(x)
     exprs = [q.saliency(0), q.saliency(1).mean("sample"), q.input_x_gradient("pred")]
     results = ia.compute(*exprs, client=client)

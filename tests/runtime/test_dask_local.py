@@ -13,7 +13,8 @@ import xarray as xr
 
 import algebra as ia
 
-SCHEDULERS = ["synchronous", "threads", "processes"]
+# The processes scheduler starts worker processes (seconds): marked slow.
+SCHEDULERS = ["synchronous", "threads", pytest.param("processes", marks=pytest.mark.slow)]
 N = 16
 
 
