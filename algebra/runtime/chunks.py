@@ -174,10 +174,23 @@ class Delivered:
         return f"Delivered({self.name!r})"
 
     def get(self) -> Shipment:
-        """The shipment, on the worker running the task."""
+        """The shipment, on the worker running the task.
+
+        Examples
+        --------
+        >>> Delivered("ialgebra-0").get()
+        Traceback (most recent call last):
+        RuntimeError: client: these results were made for a dask cluster; compute them there, with result.compute(scheduler=client), or with that client as dask's default
+        """
         from distributed import get_worker
 
-        return get_worker().plugins[self.name].shipment
+        try:
+            return get_worker().plugins[self.name].shipment
+        except (ValueError, KeyError):  # not on a worker, or not on that cluster's
+            raise RuntimeError(
+                "client: these results were made for a dask cluster; compute them there, "
+                "with result.compute(scheduler=client), or with that client as dask's default"
+            ) from None
 
 
 def deliver(client: Any, shipment: Shipment, name: str) -> Delivered:
@@ -187,9 +200,16 @@ def deliver(client: Any, shipment: Shipment, name: str) -> Delivered:
 
     Examples
     --------
-    >>> handle = Delivered("ialgebra-1")
-    >>> handle
-    Delivered('ialgebra-1')
+    >>> import torch, algebra as ia
+    >>> from distributed import Client
+    >>> from algebra.optimizer import flags
+    >>> from algebra.runtime.reductions import layout
+    >>> e = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(6, 4)).saliency(0)
+    >>> ship = Shipment([e.node], layout([e.node]), flags(), ExecConfig(), 1, None)
+    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     handle = deliver(client, ship, "ialgebra-example")
+    ...     client.submit(lambda h: len(h.get().roots), handle).result()
+    1
     """
     from distributed.diagnostics.plugin import WorkerPlugin
 
