@@ -21,20 +21,27 @@ from .compiled import fused_step
 from .gradients import target_gradients
 from .guard import device_of, guarded
 from .memory import profiling
+from .noise_runs import clean_logits, noised
+from .ops import Ops
+from .path_starts import record_starts, shared_start, start_rows
 from .paths import alphas_and_weights, integrate, path_points
 from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
 from .postprocess import grad_cam
+from .runs import ASSEMBLERS, RUNNERS, path_delta, rules_of
 from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
 from .targets import class_rows, pack
+from .unit_targets import unit_layers, with_units
 from .windows import inside, path_start
 
 
 @dataclass
 class TaskResult:
-    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables)."""
+    """Attributions ``[T, N, ...]``, the classes attributed ``[T, N]`` (``None`` for callables)
+    and, for methods with completeness, the convergence delta ``[T, N]``."""
 
     values: torch.Tensor
     classes: torch.Tensor | None
+    delta: torch.Tensor | None = None
 
 
 @dataclass
@@ -57,6 +64,8 @@ class _State:
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     acts: dict[str, torch.Tensor] = field(default_factory=dict)
     baselines: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    # What the gradient family's passes leave for their outputs (kernels.runs).
+    extra: dict = field(default_factory=dict)
 
 
 def execute(job: Job) -> JobResult:
@@ -76,21 +85,30 @@ def execute(job: Job) -> JobResult:
     device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
+    clean = x
+    if job.noise is not None:  # every group on noisy copies, targets from the clean inputs
+        job, x, labels = noised(job, x, labels)
     cfg = job.config
     state = _State(x, labels, budget_of(job, device))
     with guarded(module), _precision(cfg, device):
-        if job.reference is not None:
+        if job.noise is not None:
+            per_chunk = rows_per_chunk(job, job.groups[0], clean, state.budget, 1, len(clean))
+            logits = clean_logits(job, clean, per_chunk, _forward)
+            state.logits = logits.repeat(len(x) // len(clean), 1)
+        elif job.reference is not None:
             state.logits = _reference_logits(job, state)
         for group in job.groups:
             if group.points.kind == "inputs":
                 _run_inputs(module, job, group, state)
             elif group.points.kind == "baseline":
                 _run_baseline(module, job, group, state)
+            elif group.points.kind in RUNNERS:
+                RUNNERS[group.points.kind](module, job, group, state, _OPS)
             else:
                 _run_path(module, job, group, state)
     assert state.logits is not None
     tasks = {out.key: _assemble(out, job, state) for out in job.results}
-    return JobResult(state.logits, tasks)
+    return JobResult(state.logits[: len(clean)], tasks)
 
 
 @contextlib.contextmanager
@@ -138,7 +156,8 @@ def _per_chunk(job: Job, group: Group, state: _State, rows: int) -> int:
 def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
     x, n = state.x, state.x.shape[0]
     first = state.logits is None
-    capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w)]))
+    units = unit_layers(group.requests)
+    capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w), *units]))
     input_grad = None in group.wrt
     n0 = 0
     while n0 < n:
@@ -148,15 +167,19 @@ def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) 
             torch.set_grad_enabled(group.grad),
             captured(module, capture) as acts,
             profiling(module, xc),
+            rules_of(group.points, module),
         ):
             out = _forward(module, xc)
         if first:
             _keep_logits(job, state, out.detach(), n0, n)
+        if not group.points.rule:  # the scores at these rows (deltas, GradientSHAP's ends)
+            _write(state.extra, "inputs_logits", out.detach(), slice(n0, n1), n)
         for layer in group.capture:
             _write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
         if group.grad:
             rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
             wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
+            out, rows = with_units(group.requests, out, acts, rows)
             grads = _backward(group, out, wrts, rows, job, state)
             for key, g in grads.items():
                 _write(state.grads, key, g, slice(n0, n1), n, dim=1)
@@ -218,6 +241,8 @@ def _backward(
     grads: dict[str, torch.Tensor] = {}
     classed = [r for r in group.requests if rows[r.key] is not None]
     callables = [r for r in group.requests if rows[r.key] is None]
+    assert state.logits is not None
+    logits = outputs[:, : state.logits.shape[1]]  # units of layers may follow as columns
     # Every backward but the last keeps the graph; the last frees activations as it goes.
     if classed and not group.fuse_targets:
         for i, req in enumerate(classed):
@@ -230,7 +255,7 @@ def _backward(
         grads.update(fused)
     for i, req in enumerate(callables):  # callable targets: one backward each
         (grads[req.key],) = target_gradients(
-            outputs, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
+            logits, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
         )
     return grads
 
@@ -308,7 +333,9 @@ def _run_baseline(module: torch.nn.Module, job: Job, group: Group, state: _State
     points = _baseline_input(base, x[:1] if shared else x)
     for n0, n1 in sample_chunks(len(points), _per_chunk(job, group, state, len(points))):
         with torch.no_grad(), captured(module, group.capture) as acts:
-            _forward(module, points[n0:n1])
+            out = _forward(module, points[n0:n1])
+        # The baseline's scores: integrated gradients' delta (kernels.assemble.path_delta).
+        _write(state.extra, ("logits", path.baseline_key), out, slice(n0, n1), len(points))
         for layer in group.capture:
             act = acts[layer].expand(n, *acts[layer].shape[1:]) if shared else acts[layer]
             _write(
@@ -322,6 +349,9 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
     assert path is not None
     x, n = state.x, state.x.shape[0]
     layer = points_spec.layer
+    units = unit_layers(group.requests)
+    # Layers captured on the way: units, and layers differentiated along an input path.
+    capture = tuple(dict.fromkeys([*(w for w in group.wrt if w and w != layer), *units]))
     start_all, end_all = _path_ends(path, layer, state)
     alphas, weights = alphas_and_weights(path.rule, path.steps)
     w = torch.tensor(weights, dtype=x.dtype, device=x.device)
@@ -335,18 +365,34 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
             sample_rows = _rows(r, state, n0, n1)
             rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
         with torch.enable_grad():
-            if layer is None and _compilable(job, group, rows):
+            if layer is None and not capture and _compilable(job, group, rows):
                 assert state.logits is not None
                 grads = _compiled_backward(module, group, points, rows, state.logits.shape[1])
                 out = None
             else:
+                # The start's scores (the delta) come with the first step of an input path.
+                starts = (
+                    None if layer is not None else start_rows(path, start_all, alphas, s0, n0, n1)
+                )
+                with captured(module, capture) as acts:
+                    if layer is None:
+                        batch = points if starts is None else torch.cat([points, starts])
+                        out = _forward(module, batch)
+                    else:
+                        repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
+                        with replaced(module, layer, points):
+                            out = _forward(module, repeated)
+                wrts = {w: points if w == layer else acts[w] for w in group.wrt}
+                seen = acts
                 if layer is None:
-                    out = _forward(module, points)
-                else:
-                    repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
-                    with replaced(module, layer, points):
-                        out = _forward(module, repeated)
-                grads = _backward(group, out, {layer: points}, rows, job, state)
+                    span, shared = (s0, n0, n1, n), shared_start(path, start_all)
+                    key = ("starts", points_spec.key)
+                    out, seen = record_starts(
+                        state.extra, key, out, acts, len(points), alphas, span, shared
+                    )
+                out, rows = with_units(group.requests, out, seen, rows)
+                grads = _backward(group, out, wrts, rows, job, state)
+                grads = {key: g[:, : len(points)] for key, g in grads.items()}
         del out, points
         for key, g in grads.items():
             summed = integrate(g, w[s0:s1])
@@ -387,6 +433,8 @@ def _compiled_backward(
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
+    if out.kind in ASSEMBLERS:
+        return TaskResult(*ASSEMBLERS[out.kind](out, job, state))
     group, req = job.request(out.request)
     grads = state.grads[req.key]
     x = state.x
@@ -410,5 +458,14 @@ def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
         assert path is not None
         start, end = _path_ends(path, out.layer, state)
         values = grads * (end - start)
+        # f(x0): the path's start (an input path), or the baseline's pass (a layer path).
+        at = ("starts", group.points.key) if out.layer is None else ("logits", path.baseline_key)
+        delta = path_delta(out, req, values, at, state)
+        what = "the inputs" if out.layer is None else f"layer {out.layer!r}"
+        return TaskResult(inside(values, out.window, what), state.rows.get(req.key), delta)
     what = "the inputs" if out.layer is None else f"layer {out.layer!r}"
     return TaskResult(inside(values, out.window, what), state.rows.get(req.key))
+
+
+# What the gradient family's runners borrow from the executor (kernels.runs).
+_OPS = Ops(_forward, _backward, _rows, _per_chunk)

@@ -10,7 +10,6 @@ batched backward over all its :class:`Request` (every target, every layer) when 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,8 +22,25 @@ INTEGRATION_RULES = (
     "gausslegendre",
 )
 
-TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
-OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated"]
+TargetKind = Literal[
+    "index", "per_sample", "pred", "label", "topk", "all", "classes", "fn", "unit", "units"
+]
+OutputKind = Literal[
+    "gradient",
+    "times_input",
+    "grad_cam",
+    "integrated",
+    "deeplift",
+    "shap",
+    "cam",
+    "eigen_cam",
+    "score_cam",
+    "guided_grad_cam",
+    "activation",
+    "conductance",
+]
+# Point sets of the gradient family beyond inputs, baselines and paths (see point_specs).
+PointsKind = Literal["inputs", "baseline", "path", "paired", "shap", "masks", "conductance"]
 
 
 @dataclass(frozen=True)
@@ -32,16 +48,22 @@ class TargetSpec:
     """Which output scalar(s) to differentiate: a kind and its value."""
 
     kind: TargetKind
-    value: int | tuple[int, ...] | Callable[[Any], Any] | None = None
+    value: Any = None
 
     def count(self, num_classes: int | None) -> int | None:
         """Targets per sample (``None`` when it depends on an unknown number of classes).
+
+        Units of a layer (``value = (layer, spec, count)``) count their units.
 
         Examples
         --------
         >>> TargetSpec("topk", 3).count(None), TargetSpec("all").count(10)
         (3, 10)
+        >>> TargetSpec("units", ("b3", "all", 32)).count(10)
+        32
         """
+        if self.kind == "units":
+            return int(self.value[2])
         if self.kind == "topk":
             return int(self.value)  # type: ignore[arg-type]
         if self.kind == "classes":
@@ -95,13 +117,18 @@ class Points:
     ``kind`` is ``"inputs"``, ``"baseline"`` (the baseline of ``path``, for layer
     activations) or ``"path"`` (integration points; through ``layer``'s activations when
     given). A non-empty ``owner`` keeps the point set private to one request, when a
-    sharing rule is switched off.
+    sharing rule is switched off. ``rule`` names the backward rule of an inputs pass
+    (``guided_backprop``, ``deconvolution``). The gradient family's other point sets
+    (``paired``, ``shap``, ``masks``, ``conductance``) carry a ``spec`` from
+    :mod:`~algebra.kernels.point_specs`.
     """
 
-    kind: Literal["inputs", "baseline", "path"]
+    kind: PointsKind
     path: PathSpec | None = None
     layer: str | None = None
     owner: str = ""
+    rule: str = ""
+    spec: Any = None
 
     @property
     def key(self) -> str:
@@ -114,7 +141,10 @@ class Points:
         True
         """
         if self.kind == "inputs":
-            return f"inputs|{self.owner}"
+            return f"inputs|{self.owner}" + (f"|{self.rule}" if self.rule else "")
+        if self.spec is not None:
+            path = "" if self.path is None else self.path.baseline_key
+            return f"{self.kind}|{self.spec.key}|{path}|{self.layer}|{self.owner}"
         assert self.path is not None
         base = self.path.baseline_key
         if self.kind == "baseline":
@@ -125,6 +155,8 @@ class Points:
     @property
     def steps(self) -> int:
         """Rows evaluated per input sample."""
+        if self.spec is not None:
+            return self.spec.rows_per_sample
         return self.path.steps if self.kind == "path" and self.path is not None else 1
 
 
@@ -144,7 +176,9 @@ class Output:
     ``gradient`` (saliency; ``absolute`` takes ``abs``), ``times_input`` (times the input or
     activation), ``grad_cam`` (channel weights from the spatial mean of the layer gradient;
     ``relu`` and ``upsample`` to the input's resolution) or ``integrated`` (path-integrated
-    gradient times ``end - start``). With a ``window``, values outside it are zero.
+    gradient times ``end - start``). With a ``window``, values outside it are zero. The
+    gradient family's outputs (``deeplift``, ``shap``, the CAMs, ``activation``,
+    ``conductance``) read their options from ``params`` (see :mod:`~algebra.kernels.assemble`).
     """
 
     key: str
@@ -155,6 +189,17 @@ class Output:
     relu: bool = False
     upsample: bool = False
     window: Window | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of ``params``' entry ``name`` (``default`` without one).
+
+        Examples
+        --------
+        >>> Output("o", "r", "cam", params=(("cam", "layer_cam"),)).option("cam")
+        'layer_cam'
+        """
+        return dict(self.params).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -173,8 +218,8 @@ class Group:
 
     @property
     def grad(self) -> bool:
-        """Whether this pass records a graph to differentiate."""
-        return bool(self.requests)
+        """Whether this pass records a graph to differentiate (Score-CAM's masks do not)."""
+        return bool(self.requests) and self.points.kind != "masks"
 
     @property
     def wrt(self) -> tuple[str | None, ...]:
@@ -205,7 +250,8 @@ class Job:
     ``inputs`` is a tensor or an :class:`Edited` (made into a tensor before execution).
     ``reference`` is a module whose outputs resolve data-dependent targets (``pred``,
     ``topk``) and the logits reported, in place of ``module``'s own: the left model of a
-    disagreement ``f - g``.
+    disagreement ``f - g``. With ``noise``, every group runs on ``S`` noisy copies of the
+    inputs (``S * N`` rows, noise-major) while targets resolve at the clean inputs.
     """
 
     module: Any
@@ -216,6 +262,7 @@ class Job:
     outputs: int | None = None
     config: ExecConfig = field(default_factory=ExecConfig)
     reference: Any = None
+    noise: Any = None  # a point_specs.NoiseSpec: every group runs on noisy copies
 
     def request(self, key: str) -> tuple[Group, Request]:
         """The group and request with ``key``.
@@ -238,10 +285,12 @@ class Passes:
     """How one group runs: ``rows`` evaluated (samples x steps; one row for a shared
     baseline) in ``chunks`` of up to ``per_chunk`` rows; ``targets`` of its fused backward
     (``None`` when they depend on a number of classes not known yet) taken
-    ``targets_per_backward`` at a time."""
+    ``targets_per_backward`` at a time; ``extra`` gradient-free forwards it runs first."""
 
     rows: int
     per_chunk: int
     chunks: int
     targets: int | None
     targets_per_backward: int
+    # Gradient-free forwards the group runs first: (what, rows, chunks) each.
+    extra: tuple[tuple[str, int, int], ...] = ()

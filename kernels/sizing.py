@@ -6,10 +6,12 @@ and ``explain()`` prints :func:`passes`, so the two cannot disagree.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from .chunks import count_chunks
 from .guard import device_of
+from .layouts import chunk_layout, extra_rows
 from .memory import (
     Profile,
     chunk_rows,
@@ -19,7 +21,10 @@ from .memory import (
     known_profile,
     row_bytes,
 )
+from .noise_runs import rows_view
+from .path_starts import start_count
 from .plan import Group, Job, Passes
+from .unit_targets import is_unit, source_key
 
 
 def budget_of(job: Job, device: torch.device) -> int | None:
@@ -74,8 +79,9 @@ def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
 
 
 def target_count(group: Group, classes: int | None) -> int | None:
-    """Targets of the group's one batched backward, at most the number of classes
-    (``None`` when they depend on an unknown number of classes).
+    """Targets of the group's one batched backward: classes, at most the number of
+    classes (``None`` when they depend on an unknown number of classes), plus the units of
+    each layer targeted (:mod:`~algebra.kernels.unit_targets`).
 
     Examples
     --------
@@ -83,12 +89,20 @@ def target_count(group: Group, classes: int | None) -> int | None:
     >>> group = Group(Points("inputs"), (Request("r", TargetSpec("all")),))
     >>> target_count(group, 10), target_count(group, None)
     (10, None)
+    >>> units = Request("u", TargetSpec("units", ("b3", "all", 32)))
+    >>> target_count(Group(Points("inputs"), (*group.requests, units)), 10)
+    42
     """
-    counts = [r.target.count(classes) for r in group.requests if r.target.kind != "fn"]
+    units = {
+        source_key(r.target): r.target.count(None) for r in group.requests if is_unit(r.target)
+    }
+    extra = sum(units.values())  # type: ignore[arg-type]
+    kept = [r for r in group.requests if r.target.kind != "fn" and not is_unit(r.target)]
+    counts = [r.target.count(classes) for r in kept]
     if any(c is None for c in counts):
-        return classes
+        return None if classes is None else classes + extra
     total = sum(c for c in counts if c is not None)
-    return min(total, classes) if classes else total
+    return (min(total, classes) if classes else total) + extra
 
 
 def target_estimate(group: Group, classes: int) -> int:
@@ -215,17 +229,24 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
     measured = budget is None or known_profile(job.module, x) is not None
     classes = classes_of(job, x)  # chunks are sized for a guess while classes are unknown
     known = known_classes(job)
+    inputs = rows_view(job)  # S x N rows on noisy copies
     out = []
-    for group in job.groups:
-        rows = group_rows(group, job.inputs)
+    for i, group in enumerate(job.groups):
+        rows = group_rows(group, inputs)
         per_chunk = rows_per_chunk(job, group, x, budget, classes, rows)
-        steps = group.points.steps
-        n = rows // steps
-        chunks = count_chunks(steps, n, per_chunk) if steps > 1 else -(-rows // per_chunk)
+        chunks, chunk_size = chunk_layout(group, rows, per_chunk)
         estimate = target_estimate(group, classes) if group.grad else 0
-        chunk_size = per_chunk if steps == 1 or per_chunk < n else min(rows, per_chunk // n * n)
         per_backward = (
             targets_per_backward(job, group, x, budget, estimate, chunk_size) if estimate else 0
         )
-        out.append(Passes(rows, chunk_size, chunks, target_count(group, known), per_backward))
+        extra = []
+        if i == 0 and job.noise is not None:  # the clean inputs' logits resolve the targets
+            n = job.inputs.shape[0]
+            extra.append(("clean inputs", n, -(-n // rows_per_chunk(job, group, x, budget, 1, n))))
+        for what, count in extra_rows(group, inputs.shape[0]):
+            cap = rows_per_chunk(job, group, x, budget, classes, count)
+            extra.append((what, count, -(-count // cap)))
+        rows += start_count(group.points, inputs)  # an input path's start, for the delta
+        passes_ = Passes(rows, chunk_size, chunks, target_count(group, known), per_backward)
+        out.append(replace(passes_, extra=tuple(extra)))
     return out, measured
