@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..ir.format import describe
 from ..kernels.plan import Group, Passes, Points, TargetSpec
 from .plan import Plan
+from .point_text import family_points
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ def _bytes(n: int) -> str:
 
 
 def _points(points: Points, n: int) -> str:
-    if points.kind == "inputs":
+    family = family_points(points, n)
+    if family is not None:
+        what = family
+    elif points.kind == "inputs":
         what = "inputs"
     elif points.kind == "baseline":
         assert points.path is not None
@@ -60,6 +64,9 @@ def _n(count: int, noun: str) -> str:
 def _target(spec: TargetSpec) -> str:
     if spec.kind == "fn":
         return "callable"
+    if spec.kind in ("unit", "units"):
+        count = spec.value[2]
+        return f"{count} unit{'s' if count != 1 else ''} of {spec.value[0]!r}"
     if spec.kind == "topk":
         return f"topk({spec.value})"
     if spec.kind in ("index", "classes"):
@@ -166,6 +173,10 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
         source, job = entry.source, entry.job
         n = source.n
         edited = " (edited)" if entry.edited else ""
+        if job.noise is not None:  # every point set is built on the noisy copies
+            copies = job.noise.noise.shape[0] if job.noise.noise is not None else job.noise.samples
+            edited += f" with {copies} noisy copies ({copies} x {n} rows)"
+            n *= copies
         lines.append(
             f"physical: model {source.model.name!r} on inputs {list(source.shape)}{edited}: "
             f"{len(job.groups)} point set{'s' if len(job.groups) != 1 else ''}"
@@ -188,13 +199,21 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
                 capture += [w for w in group.wrt if w]
             if capture:
                 notes.append("capture " + ", ".join(repr(c) for c in dict.fromkeys(capture)))
-            if group.points.layer:
+            if group.points.layer and group.points.kind == "path":
                 notes.append(f"replace {group.points.layer!r} by the path points")
+            starts = rows - group.points.steps * n if group.points.kind == "path" else 0
+            if starts > 0:
+                notes.append(f"{_n(starts, 'start row')} for the delta")
             repeat = passes.chunks if rules.chunk else 1
+            for what, count, chunks in passes.extra:  # gradient-free forwards the set needs
+                fused_lines.append(f"  forward {what} ({_n(count, 'row')}; no gradients)")
+                tally.forwards += chunks if rules.chunk else 1
+                tally.rows += count
             fused_lines.append(
                 f"  forward {_points(group.points, n)} ({_n(rows, 'row')}; {'; '.join(notes)})"
             )
-            fused_lines += _backward_lines(group, passes, size.classes, tally, repeat)
+            if group.grad:
+                fused_lines += _backward_lines(group, passes, size.classes, tally, repeat)
             tally.forwards += repeat
             tally.rows += rows
             if rules.chunk and passes.chunks > 1:
