@@ -18,7 +18,7 @@ from .api.model import Model, model
 from .api.query import Query
 from .config import options, set_options
 from .ir.columns import col
-from .ir.targets import Target, classes, topk
+from .ir.targets import Target, classes, topk, unit, units
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
 from .runtime.session import Session, compute, explain, session
@@ -43,4 +43,6 @@ __all__ = [
     "session",
     "set_options",
     "topk",
+    "unit",
+    "units",
 ]

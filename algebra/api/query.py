@@ -17,7 +17,6 @@ from ..ir.columns import Predicate, as_predicate
 from ..ir.joins import AntiJoin, Disagreement
 from ..ir.node import Node, Ref
 from ..ir.relational import Where
-from ..ir.targets import as_target
 from ..ir.views import (
     Edit,
     Layer,
@@ -32,13 +31,18 @@ from ..ir.views import (
 )
 from ..kernels.checks import as_patch, fingerprint
 from .bindings import wrap
+from .cams import CamMethods
 from .difference import difference_of
 from .expr import Expr
 from .gradients import GradientMethods
+from .layer_methods import LayerMethods
 from .methods import check_params, method_of, renamed
+from .noise import NoiseMethods
+from .propagation import PropagationMethods
+from .units import resolved_target
 
 
-class Query(GradientMethods):
+class Query(GradientMethods, PropagationMethods, CamMethods, LayerMethods, NoiseMethods):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
@@ -233,7 +237,8 @@ class Query(GradientMethods):
         return self._edited("fn", None, Ref(fn, f"fn:{id(fn)}:{name}"))
 
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
-        return self._filtered(Attribution(self.node, method, as_target(target), params))
+        target = resolved_target(self.node, target)  # units checked on the layer's shape
+        return self._filtered(Attribution(self.node, method, target, params))
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:
