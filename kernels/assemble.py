@@ -73,7 +73,9 @@ def attributed(out: Output, job: Job, state: Any) -> Assembled:
     req = _request(out, job)
     if out.option("multiply", True):
         values = state.extra[("global", req.key)]
-        delta = state.extra.get(("delta", req.key)) if out.window is None else None
+        # A window on the inputs is DeepLift's reference outside it: still complete.
+        whole = out.window is None or (out.kind == "deeplift" and out.layer is None)
+        delta = state.extra.get(("delta", req.key)) if whole else None
     else:
         values, delta = state.grads[req.key], None
     return inside(values, out.window, _what(out)), state.rows.get(req.key), delta

@@ -156,8 +156,9 @@ def grid_param(node: Node, layer: str, grid: Any, method: str) -> tuple[Any, tor
     """A CAM's grid checked against the layer: the value to store and the layer's
     activation on the grid ``[1, K, *grid]`` (from a one-sample probe).
 
-    ``grid`` is ``None`` (channels first, ``[N, K, h, w]`` or ``[N, K, L]``; for image
-    inputs, a layer of tokens ``[N, T, D]`` is read as ``"auto"``), ``"auto"`` (ViT tokens
+    ``grid`` is ``None`` (channels first, ``[N, K, h, w]`` or ``[N, K, L]``; for square
+    images, a layer of tokens ``[N, T, D]`` or channels-last ``[N, a, a, D]`` is read as
+    ``"auto"``), ``"auto"`` (ViT tokens
     with a class token, Swin tokens or channels-last maps, by their shape), ``(rows, cols)``
     or a callable mapping the activations to ``[N, K, h, w]`` (held by ``Ref``).
 
@@ -189,9 +190,21 @@ def grid_param(node: Node, layer: str, grid: Any, method: str) -> tuple[Any, tor
             "spatial grid, [N, K, h, w] (or [N, K, L], tokens [N, T, D] with grid=...); "
             "choose a convolutional or transformer layer"
         )
-    if grid is None and acts.ndim == 3 and len(source_of(node).shape) == 4:
-        grid = stored = "auto"  # images through tokens: a ViT or Swin layer
+    if grid is None and _transformer_like(acts, source_of(node).shape):
+        grid = stored = "auto"
     return stored, to_grid(acts, grid, layer)
+
+
+def _transformer_like(acts: torch.Tensor, shape: tuple[int, ...]) -> bool:
+    """Square images through a layer of tokens ``[N, T, D]`` (ViT, Swin), or through
+    ``[N, a, a, D]`` with ``D != a`` (a channels-last Swin stage: read channels first, its
+    grid would be ``a x D``, not square like the images')."""
+    if len(shape) != 4:
+        return False
+    if acts.ndim == 3:
+        return True
+    square = shape[2] == shape[3]
+    return acts.ndim == 4 and square and acts.shape[1] == acts.shape[2] != acts.shape[3]
 
 
 def _hint(grid: Any) -> str:
