@@ -143,6 +143,21 @@ def test_targets_resolve_at_the_clean_inputs(cnn, images):
         np.testing.assert_array_equal(per_sample.values[n], one.sel(target=c).values[n])
 
 
+def test_each_copy_explains_its_samples_clean_prediction(mlp, features):
+    q = ia.model(mlp).on(features)
+    clean = q.saliency("pred").compute()
+    preds = clean["class"].values.tolist()
+    # noise large enough to change the copies' own predictions
+    noisy = q.noise(16, 3.0, seed=0)
+    by_pred, by_class = ia.compute(noisy.saliency("pred"), noisy.saliency(preds))
+    np.testing.assert_array_equal(by_pred.values, by_class.values)
+    with torch.no_grad():
+        copies = features + draw_noise(features, 16, 3.0, seed=0)
+        flipped = (mlp(copies.flatten(0, 1)).argmax(1).reshape(16, -1) != torch.tensor(preds))
+    assert bool(flipped.any())  # the test would see copies resolving their own prediction
+    assert by_pred.pred.values.tolist() == clean.pred.values.tolist()
+
+
 def test_every_method_composes_with_noise(cnn, images):
     q = ia.model(cnn).on(images)
     noisy = q.noise(3, seed=1)

@@ -95,6 +95,23 @@ def test_deeplift_equals_captum_with_complete_deltas(cnn64, images64, parity64, 
     assert "delta" not in local.coords  # local attributions explain no score difference
 
 
+def test_softmax_deltas_equal_captums_per_sample():
+    # The softmax rule is not complete: the delta is Captum's (one sample per call, where
+    # Captum's normalisation over its batch is the per-pair rule).
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4), nn.Softmax(dim=1))
+    net = net.double().eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    result = ia.model(net).on(x).deeplift("all", 0.1).compute()
+    for n in range(3):
+        for c in range(4):
+            _, delta = ca.DeepLift(net).attribute(
+                x[n : n + 1].clone(), 0.1, target=c, return_convergence_delta=True
+            )
+            np.testing.assert_allclose(result.delta.values[n, c], float(delta), atol=1e-12)
+    assert float(abs(result.delta).min()) > 1e-4
+
+
 def test_deeplift_shap_equals_captum(mlp64, features64, parity64):
     baselines = torch.randn(3, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     q = ia.model(mlp64).on(features64)
