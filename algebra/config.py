@@ -15,6 +15,7 @@ from .errors import did_you_mean
 from .ir.attribution import method
 
 PRECISIONS = ("fp32", "bf16")
+BACKWARDS = ("auto", "batched", "sequential")
 
 
 @dataclass
@@ -53,7 +54,11 @@ class Options:
     ``identity`` is the method of :meth:`Query.identity` and of queries without ``using``:
     integrated gradients (the gradient method whose attributions are Aumann-Shapley
     values, the continuous analogue of the paper's Shapley identity) until sampled Shapley
-    values exist.
+    values exist. ``backward`` is how the targets of one forward are differentiated:
+    ``"batched"`` (one vmapped backward), ``"sequential"`` (one backward per target) or
+    ``"auto"`` (sequential for CPU models with convolutions, pooling or batch norm, whose
+    backward the vmapped backward runs target by target; see
+    :mod:`algebra.kernels.backward_strategy`).
     """
 
     memory_budget: int | None = None
@@ -61,6 +66,7 @@ class Options:
     compile: bool = False
     session_bytes: int = 512 * 2**20
     identity: str = "integrated_gradients"
+    backward: str = "auto"
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -75,6 +81,11 @@ class Options:
             )
         elif name == "identity":
             method(value)
+        elif name == "backward" and value not in BACKWARDS:
+            raise ValueError(
+                f"backward: expected one of {', '.join(map(repr, BACKWARDS))}; got {value!r}"
+                + did_you_mean(str(value), BACKWARDS)
+            )
         elif name == "compile" and not isinstance(value, bool):
             raise TypeError(f"compile: expected True or False; got {value!r}")
         elif name == "optimizer" and not isinstance(value, OptimizerOptions):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .backward_strategy import sequential, sequential_rows
 from .capture import captured, replaced
 from .chunks import path_chunks, sample_chunks
 from .compiled import fused_step
@@ -270,8 +271,15 @@ def _fused_backward(
     job: Job,
     state: _State,
 ) -> dict[str, torch.Tensor]:
-    """One batched backward over the union of the requests' classes and all their layers."""
-    packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
+    """One batched backward over the union of the requests' classes and all their layers
+    (or one backward per target row, kernels.backward_strategy)."""
+    batched = not sequential(job.module, outputs.device, job.config.backward)
+    if batched:
+        packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
+    else:
+        assert state.logits is not None
+        targets = [rows[r.key] for r in classed]
+        packed, slots = sequential_rows(classed, targets, state.logits.shape[1])  # type: ignore[arg-type]
     per_chunk = targets_per_backward(
         job, group, state.x, state.budget, len(packed), outputs.shape[0]
     )
@@ -287,6 +295,7 @@ def _fused_backward(
                 packed[t : t + per_chunk],
                 classed[0].target,
                 keep,
+                batched=batched,
                 trusted=_batching_works.get(job.module, False),
                 status=status,
             )

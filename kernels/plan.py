@@ -232,13 +232,16 @@ class ExecConfig:
     """Executor settings, resolved from ``ia.options`` by the caller.
 
     ``memory_budget`` is in bytes (``None``: derived from free device memory); ``chunk``
-    switches chunking off entirely.
+    switches chunking off entirely; ``backward`` is how a fused group's targets are
+    differentiated (``auto``, ``batched``, ``sequential``: see
+    :mod:`~algebra.kernels.backward_strategy`).
     """
 
     chunk: bool = True
     memory_budget: int | None = None
     precision: str = "fp32"
     compile: bool = False
+    backward: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -294,3 +297,5 @@ class Passes:
     targets_per_backward: int
     # Gradient-free forwards the group runs first: (what, rows, chunks) each.
     extra: tuple[tuple[str, int, int], ...] = ()
+    # Fused targets differentiated one backward each (kernels.backward_strategy).
+    sequential: bool = False

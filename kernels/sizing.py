@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import torch
 
+from .backward_strategy import sequential
 from .guard import device_of
 from .layouts import chunk_layout, extra_rows
 from .memory import (
@@ -97,8 +98,12 @@ def target_count(group: Group, classes: int | None) -> int | None:
         source_key(r.target): r.target.count(None) for r in group.requests if is_unit(r.target)
     }
     extra = sum(units.values())  # type: ignore[arg-type]
-    kept = [r for r in group.requests if r.target.kind != "fn" and not is_unit(r.target)]
-    counts = [r.target.count(classes) for r in kept]
+    kept = {  # requests of one target spec (on other layers) share its rows
+        f"{r.target.kind}|{r.target.value!r}": r.target
+        for r in group.requests
+        if r.target.kind != "fn" and not is_unit(r.target)
+    }
+    counts = [target.count(classes) for target in kept.values()]
     if any(c is None for c in counts):
         return None if classes is None else classes + extra
     total = sum(c for c in counts if c is not None)
@@ -248,5 +253,6 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
             extra.append((what, count, -(-count // cap)))
         rows += start_count(group.points, inputs)  # an input path's start, for the delta
         passes_ = Passes(rows, chunk_size, chunks, target_count(group, known), per_backward)
-        out.append(replace(passes_, extra=tuple(extra)))
+        one_by_one = sequential(job.module, device, job.config.backward)
+        out.append(replace(passes_, extra=tuple(extra), sequential=one_by_one))
     return out, measured

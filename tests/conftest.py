@@ -219,9 +219,11 @@ def explain_totals(plan: str) -> tuple[int, int, int]:
 
 @pytest.fixture
 def passes(monkeypatch):
-    """``passes(counted, exprs)``: compute ``exprs`` in a fresh session and return the
-    results, the counted ``(forwards, rows, backwards)`` of the wrapped model
-    (:class:`CountingForward`) and the totals ``explain()`` printed for them."""
+    """``passes(counted, exprs, backward="batched")``: compute ``exprs`` in a fresh session
+    and return the results, the counted ``(forwards, rows, backwards)`` of the wrapped
+    model (:class:`CountingForward`) and the totals ``explain()`` printed for them, with
+    ``ia.options.backward = backward`` (one batched backward per fused group by default,
+    so counts do not depend on the device)."""
     calls = {"n": 0}
     original = torch.autograd.grad
 
@@ -231,11 +233,14 @@ def passes(monkeypatch):
 
     monkeypatch.setattr(torch.autograd, "grad", counted_grad)
 
-    def run(counted: CountingForward, exprs: list) -> tuple[list, tuple, tuple]:
-        plan = ia.explain(*exprs)
-        counted.calls = counted.rows = 0
-        calls["n"] = 0
-        results = ia.compute(*exprs, session=ia.Session())
+    def run(
+        counted: CountingForward, exprs: list, backward: str = "batched"
+    ) -> tuple[list, tuple, tuple]:
+        with ia.set_options(backward=backward):
+            plan = ia.explain(*exprs)
+            counted.calls = counted.rows = 0
+            calls["n"] = 0
+            results = ia.compute(*exprs, session=ia.Session())
         return list(results), (counted.calls, counted.rows, calls["n"]), explain_totals(plan)
 
     return run

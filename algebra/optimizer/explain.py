@@ -108,6 +108,16 @@ def _backward_lines(
     if not classed:
         return lines
     wrt = ", ".join(_wrt(w) for w in dict.fromkeys(r.wrt for r in classed))
+    if group.fuse_targets and passes.sequential and passes.targets != 1:
+        # after the shared forward, one backward per target (kernels.backward_strategy)
+        count = passes.targets
+        shown = "C" if count is None else str(count)
+        lines.append(f"    {shown} backwards, one per target after the shared forward: wrt {wrt}")
+        if count is None:
+            tally.per_class += repeat
+        else:
+            tally.backwards += repeat * count
+        return lines
     if group.fuse_targets:
         count, per_backward = passes.targets, passes.targets_per_backward
         shown = "C" if count is None else str(count)

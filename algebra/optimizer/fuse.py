@@ -41,7 +41,9 @@ def fuse(jobs: tuple[PhysicalJob, ...], rules: OptimizerOptions) -> tuple[Planne
     >>> [len(g.requests) for g in planned.job.groups], planned.job.groups[0].fuse_targets
     ([2], True)
     """
-    config = ExecConfig(rules.chunk, options.memory_budget, options.precision, options.compile)
+    config = ExecConfig(
+        rules.chunk, options.memory_budget, options.precision, options.compile, options.backward
+    )
     return tuple(_freeze(job, rules, config) for job in jobs)
 
 

@@ -141,7 +141,7 @@ def test_score_cam_is_a_chunked_stream_of_masked_forwards(cnn, images, counting,
 
 def test_several_cams_and_layers_come_from_one_backward(cnn, images, counting, passes):
     net = counting(cnn)
-    q = ia.model(net).on(images)
+    q = ia.model(net, classes=list("abcde")).on(images)
     exprs = [
         getattr(q.layer(layer), m)(t)
         for m in METHODS
@@ -151,6 +151,8 @@ def test_several_cams_and_layers_come_from_one_backward(cnn, images, counting, p
     exprs += [q.layer("net.conv2").eigen_cam(), q.layer("net.relu1").activation()]
     _, counted, planned = passes(net, exprs)
     assert counted == planned == (1, 4, 1)
+    _, counted, planned = passes(net, exprs, backward="sequential")
+    assert counted == planned == (1, 4, 5)  # one backward per class, to both layers
 
 
 class TinyViT(nn.Module):

@@ -11,7 +11,7 @@ import algebra as ia
 
 def _totals(plan: str) -> tuple[int, int, int]:
     forwards, rows, backwards = re.search(
-        r"total: (\d+) forwards? \((\d+) rows\), (\d+) backward", plan
+        r"total: (\d+) forwards? \((\d+) rows\), (\d+)(?: \+ \d*C)? backward", plan
     ).groups()
     return int(forwards), int(rows), int(backwards)
 

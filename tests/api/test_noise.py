@@ -153,7 +153,7 @@ def test_each_copy_explains_its_samples_clean_prediction(mlp, features):
     np.testing.assert_array_equal(by_pred.values, by_class.values)
     with torch.no_grad():
         copies = features + draw_noise(features, 16, 3.0, seed=0)
-        flipped = (mlp(copies.flatten(0, 1)).argmax(1).reshape(16, -1) != torch.tensor(preds))
+        flipped = mlp(copies.flatten(0, 1)).argmax(1).reshape(16, -1) != torch.tensor(preds)
     assert bool(flipped.any())  # the test would see copies resolving their own prediction
     assert by_pred.pred.values.tolist() == clean.pred.values.tolist()
 
@@ -190,7 +190,7 @@ def test_noisy_copies_share_one_forward_and_one_batched_backward(
     cnn, images, counting, passes, assert_untouched
 ):
     net = counting(cnn)
-    noisy = ia.model(net).on(images).noise(8, seed=0)
+    noisy = ia.model(net, classes=list("abcde")).on(images).noise(8, seed=0)
     exprs = [
         noisy.saliency("all").mean("noise"),
         noisy.input_x_gradient(ia.topk(2)).var("noise"),
@@ -202,6 +202,13 @@ def test_noisy_copies_share_one_forward_and_one_batched_backward(
     # the clean inputs (4 rows: targets, labels), the copies (32 rows, one batched backward
     # over all classes to the input and the layer), the copies under guided rules (32 rows)
     assert counted == planned == (3, 4 + 32 + 32, 2)
+    # on a CPU, a CNN's targets are faster one backward each (kernels.backward_strategy):
+    # all 5 classes (the top-2 and class 0 among them), then guided backprop's class 0
+    sequential, counted, planned = passes(net, exprs, backward="sequential")
+    assert counted == planned == (3, 4 + 32 + 32, 5 + 1)
+    batched, _, _ = passes(net, exprs)
+    for a, b in zip(sequential, batched, strict=True):
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-7)
     assert_untouched(cnn)
 
 

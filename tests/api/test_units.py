@@ -71,7 +71,7 @@ def test_callable_units(mlp64, features64, parity64):
 
 def test_units_and_classes_share_one_forward_and_backward(cnn, images, counting, passes):
     net = counting(cnn)
-    q = ia.model(net).on(images)
+    q = ia.model(net, classes=list("abcde")).on(images)
     exprs = [
         q.saliency(ia.units("net.conv2")),
         q.input_x_gradient(ia.units("net.conv2")),
@@ -81,6 +81,8 @@ def test_units_and_classes_share_one_forward_and_backward(cnn, images, counting,
     ]
     _, counted, planned = passes(net, exprs)
     assert counted == planned == (1, 4, 1)  # 6 + 1 units and 5 classes in one backward
+    _, counted, planned = passes(net, exprs, backward="sequential")
+    assert counted == planned == (1, 4, 5 + 6 + 1)
     path = [
         q.integrated_gradients(ia.units("net.conv2"), steps=4),
         q.integrated_gradients(0, steps=4),

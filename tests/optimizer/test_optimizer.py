@@ -306,13 +306,16 @@ def shared_workload(q) -> list:
         # 5 for GradCAM, and 2 + 1 on the shared path
         ({"fuse_targets": False}, 2, 13),
         ({"simplify": False}, 2, 2),  # merged requests still share the passes
+        # after each shared forward, one backward per target: all 5 classes, then the
+        # path's top-2 and pred (a target spec's rows in turn: explain counts them exactly)
+        ({"backward": "sequential"}, 2, 5 + 2 + 1),
     ],
-    ids=["default", "share_paths", "share_forward", "fuse_targets", "simplify"],
+    ids=["default", "share_paths", "share_forward", "fuse_targets", "simplify", "sequential"],
 )
 def test_minimum_pass_counts(cnn, images, counting, grads, changes, forwards, backwards):
     net = counting(cnn)
     q = ia.model(net, classes=list("abcde")).on(images)
-    with ia.set_options(**changes):
+    with ia.set_options(**{"backward": "batched", **changes}):
         plan = ia.explain(*shared_workload(q))
         _, counted = _run(net, shared_workload(q), grads)
     assert counted == _totals(plan)
