@@ -20,7 +20,7 @@ from .ops import Ops, tiled_rows
 from .paths import path_points
 from .plan import Group, Job
 from .point_specs import ConductanceSpec
-from .unit_targets import unit_layers, with_units
+from .unit_targets import backward_by_source, unit_layers
 from .windows import path_start
 
 
@@ -73,8 +73,7 @@ def run_conductance(module: torch.nn.Module, job: Job, group: Group, state: Any,
             out = ops.forward(module, points)
         rows = tiled_rows(ops, group, state, n0, n1, k)
         wrts = {w: points if w is None else acts[w] for w in group.wrt}
-        scores, shifted = with_units(group.requests, out, acts, rows)
-        grads = ops.backward(group, scores, wrts, shifted, job, state)
+        grads = backward_by_source(ops.backward, group, out, acts, wrts, rows, job, state)
         for req in group.requests:
             g = grads[req.key]
             g = g.reshape(g.shape[0], k, n1 - n0, *g.shape[2:])

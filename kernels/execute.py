@@ -31,7 +31,7 @@ from .postprocess import grad_cam
 from .runs import ASSEMBLERS, RUNNERS, path_delta, rules_of
 from .sizing import budget_of, classes_of, rows_per_chunk, targets_per_backward
 from .targets import class_rows, pack
-from .unit_targets import unit_layers, with_units
+from .unit_targets import backward_by_source, unit_layers
 from .windows import inside, path_start
 
 
@@ -180,8 +180,7 @@ def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) 
         if group.grad:
             rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
             wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
-            out, rows = with_units(group.requests, out, acts, rows)
-            grads = _backward(group, out, wrts, rows, job, state)
+            grads = backward_by_source(_backward, group, out, acts, wrts, rows, job, state)
             for key, g in grads.items():
                 _write(state.grads, key, g, slice(n0, n1), n, dim=1)
         del out, acts
@@ -237,26 +236,26 @@ def _backward(
     rows: dict[str, torch.Tensor | None],
     job: Job,
     state: _State,
+    keep: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``."""
+    """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``
+    (``keep``: later backwards follow on the same graph)."""
     grads: dict[str, torch.Tensor] = {}
     classed = [r for r in group.requests if rows[r.key] is not None]
     callables = [r for r in group.requests if rows[r.key] is None]
-    assert state.logits is not None
-    logits = outputs[:, : state.logits.shape[1]]  # units of layers may follow as columns
     # Every backward but the last keeps the graph; the last frees activations as it goes.
     if classed and not group.fuse_targets:
         for i, req in enumerate(classed):
-            more = bool(callables) or i < len(classed) - 1
+            more = keep or bool(callables) or i < len(classed) - 1
             (grads[req.key],) = target_gradients(
                 outputs, (wrts[req.wrt],), rows[req.key], req.target, more, batched=False
             )
     elif classed:
-        fused = _fused_backward(group, classed, outputs, wrts, rows, bool(callables), job, state)
-        grads.update(fused)
+        more = keep or bool(callables)
+        grads.update(_fused_backward(group, classed, outputs, wrts, rows, more, job, state))
     for i, req in enumerate(callables):  # callable targets: one backward each
         (grads[req.key],) = target_gradients(
-            logits, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
+            outputs, (wrts[req.wrt],), None, req.target, keep or i < len(callables) - 1
         )
     return grads
 
@@ -277,9 +276,8 @@ def _fused_backward(
     if batched:
         packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
     else:
-        assert state.logits is not None
         targets = [rows[r.key] for r in classed]
-        packed, slots = sequential_rows(classed, targets, state.logits.shape[1])  # type: ignore[arg-type]
+        packed, slots = sequential_rows(classed, targets, outputs.shape[1])  # type: ignore[arg-type]
     per_chunk = targets_per_backward(
         job, group, state.x, state.budget, len(packed), outputs.shape[0]
     )
@@ -399,8 +397,7 @@ def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) ->
                     out, seen = record_starts(
                         state.extra, key, out, acts, len(points), alphas, span, shared
                     )
-                out, rows = with_units(group.requests, out, seen, rows)
-                grads = _backward(group, out, wrts, rows, job, state)
+                grads = backward_by_source(_backward, group, out, seen, wrts, rows, job, state)
                 grads = {key: g[:, : len(points)] for key, g in grads.items()}
         del out, points
         for key, g in grads.items():

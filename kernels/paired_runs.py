@@ -22,7 +22,7 @@ from .ops import Ops
 from .pairs import halves
 from .plan import Group, Job
 from .point_specs import PairedSpec
-from .unit_targets import unit_layers, with_units
+from .unit_targets import backward_by_source, unit_layers, with_units
 from .windows import path_start
 
 
@@ -91,8 +91,8 @@ def run_paired(module: torch.nn.Module, job: Job, group: Group, state: Any, ops:
             r = ops.rows(req, state, 0, n)
             rows[req.key] = None if r is None else r[:, samples].repeat(1, 2)
         wrts = {w: points if w is None else acts[w] for w in group.wrt}
-        scores, rows = with_units(group.requests, out, acts, rows)
-        grads = ops.backward(group, scores, wrts, rows, job, state)
+        grads = backward_by_source(ops.backward, group, out, acts, wrts, rows, job, state)
+        scores, rows = with_units(group.requests, out.detach(), acts, rows)  # for the deltas
         end, start = halves(scores.detach())
         for req in group.requests:
             g, _ = halves(grads[req.key], 1)

@@ -299,3 +299,7 @@ class Passes:
     extra: tuple[tuple[str, int, int], ...] = ()
     # Fused targets differentiated one backward each (kernels.backward_strategy).
     sequential: bool = False
+    # Sources of scores differentiated apart: the logits, each layer's units.
+    sources: int = 1
+    # Backward calls per chunk for the fused targets (None: they depend on unknown classes).
+    backwards: int | None = None

@@ -22,7 +22,7 @@ from .ops import Ops, forward_rows, tiled_rows
 from .plan import Group, Job
 from .point_specs import ShapSpec
 from .shap import shap_draws, shap_points
-from .unit_targets import is_unit, unit_layers, with_units
+from .unit_targets import backward_by_source, is_unit, unit_layers
 
 
 def gradient_shap_draws(
@@ -98,8 +98,7 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
             out = ops.forward(module, flat)
         rows = tiled_rows(ops, group, state, n0, n1, k)
         wrts = {w: flat if w is None else acts[w] for w in group.wrt}
-        scores, shifted = with_units(group.requests, out, acts, rows)
-        grads = ops.backward(group, scores, wrts, shifted, job, state)
+        grads = backward_by_source(ops.backward, group, out, acts, wrts, rows, job, state)
         for req in group.requests:
             g = grads[req.key]
             g = g.reshape(g.shape[0], k, n1 - n0, *g.shape[2:])

@@ -24,7 +24,7 @@ from .memory import (
 )
 from .noise_runs import rows_view
 from .path_starts import start_count
-from .plan import Group, Job, Passes
+from .plan import Group, Job, Passes, Request
 from .unit_targets import is_unit, source_key
 
 
@@ -108,6 +108,66 @@ def target_count(group: Group, classes: int | None) -> int | None:
         return None if classes is None else classes + extra
     total = sum(c for c in counts if c is not None)
     return (min(total, classes) if classes else total) + extra
+
+
+def fused_calls(
+    job: Job,
+    group: Group,
+    x: torch.Tensor,
+    budget: int | None,
+    rows: int,
+    classes: int | None,
+    one_by_one: bool,
+) -> int | None:
+    """Backward calls per chunk of a fused group's class and unit targets, as the executor
+    makes them: one per target row when sequential; else one batched backward per source of
+    scores, split to fit the budget (``None`` when the count depends on unknown classes).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> reqs = (Request("a", TargetSpec("topk", 2)), Request("b", TargetSpec("units", ("0", "all", 3))))
+    >>> group = Group(Points("inputs"), reqs)
+    >>> job = Job(torch.nn.Sequential(torch.nn.Linear(3, 4)), None)
+    >>> fused_calls(job, group, torch.ones(2, 3), None, 2, 4, False), fused_calls(job, group, torch.ones(2, 3), None, 2, 4, True)
+    (2, 5)
+    """
+    if not group.grad or not group.fuse_targets:
+        return 0
+    sources: dict[str, list[Request]] = {}
+    for req in group.requests:
+        if req.target.kind != "fn":
+            sources.setdefault(source_key(req.target) if is_unit(req.target) else "", []).append(
+                req
+            )
+    total = 0
+    for requests in sources.values():
+        part = replace(group, requests=tuple(requests))
+        count = target_count(part, classes)
+        if count is None:
+            return None
+        per = 1 if one_by_one else targets_per_backward(job, part, x, budget, count, rows)
+        total += -(-count // per)
+    return total
+
+
+def score_sources(group: Group) -> int:
+    """Sources of scores the group's class targets differentiate, each with its own
+    backward: the logits, and each layer's units (:mod:`~algebra.kernels.unit_targets`).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> reqs = (Request("a", TargetSpec("all")), Request("b", TargetSpec("units", ("b3", "all", 4))))
+    >>> score_sources(Group(Points("inputs"), reqs))
+    2
+    """
+    keys = {
+        source_key(r.target) if is_unit(r.target) else ""
+        for r in group.requests
+        if r.target.kind != "fn"
+    }
+    return len(keys)
 
 
 def target_estimate(group: Group, classes: int) -> int:
@@ -254,5 +314,9 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
         rows += start_count(group.points, inputs)  # an input path's start, for the delta
         passes_ = Passes(rows, chunk_size, chunks, target_count(group, known), per_backward)
         one_by_one = sequential(job.module, device, job.config.backward)
-        out.append(replace(passes_, extra=tuple(extra), sequential=one_by_one))
+        calls = fused_calls(job, group, x, budget, chunk_size, known, one_by_one)
+        passes_ = replace(
+            passes_, sequential=one_by_one, sources=score_sources(group), backwards=calls
+        )
+        out.append(replace(passes_, extra=tuple(extra)))
     return out, measured

@@ -113,10 +113,10 @@ def _backward_lines(
         count = passes.targets
         shown = "C" if count is None else str(count)
         lines.append(f"    {shown} backwards, one per target after the shared forward: wrt {wrt}")
-        if count is None:
+        if passes.backwards is None:
             tally.per_class += repeat
         else:
-            tally.backwards += repeat * count
+            tally.backwards += repeat * passes.backwards
         return lines
     if group.fuse_targets:
         count, per_backward = passes.targets, passes.targets_per_backward
@@ -125,8 +125,11 @@ def _backward_lines(
         noun = "target" if shown == "1" else "targets"
         kind = "batched backward" if shown != "1" or upto else "backward"
         splits = -(-count // per_backward) if count and per_backward else 1
-        lines.append(f"    1 {kind}: {upto}{shown} {noun} wrt {wrt}")
-        tally.backwards += repeat * splits
+        sources = passes.sources  # the logits, and each layer's units: a backward each
+        several = f"{sources} {kind}s (one per source of scores)" if sources > 1 else f"1 {kind}"
+        lines.append(f"    {several}: {upto}{shown} {noun} wrt {wrt}")
+        calls = passes.backwards if passes.backwards is not None else splits * sources
+        tally.backwards += repeat * calls
         return lines
     for req in classed:
         count = req.target.count(classes)

@@ -80,7 +80,9 @@ def test_units_and_classes_share_one_forward_and_backward(cnn, images, counting,
         q.layer("net.relu1").saliency(ia.units("net.conv2")),
     ]
     _, counted, planned = passes(net, exprs)
-    assert counted == planned == (1, 4, 1)  # 6 + 1 units and 5 classes in one backward
+    # after one forward, a batched backward per source of scores: the 5 classes, conv2's 6
+    # units, relu1's unit (each starts at its own layer)
+    assert counted == planned == (1, 4, 3)
     _, counted, planned = passes(net, exprs, backward="sequential")
     assert counted == planned == (1, 4, 5 + 6 + 1)
     path = [
@@ -88,7 +90,7 @@ def test_units_and_classes_share_one_forward_and_backward(cnn, images, counting,
         q.integrated_gradients(0, steps=4),
     ]
     _, counted, planned = passes(net, path)
-    assert counted == planned == (2, 4 + 16 + 1, 1)
+    assert counted == planned == (2, 4 + 16 + 1, 2)  # the units, then class 0
 
 
 def test_one_backward_equals_one_per_unit(cnn, images):
