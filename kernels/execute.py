@@ -23,11 +23,13 @@ from .guard import device_of, guarded, user_stacklevel
 from .memory import profiling, warn_over_budget
 from .noise_runs import clean_logits, noised
 from .ops import Ops, write
+from .outputs import selecting
 from .path_runs import path_ends, run_baseline, run_path
 from .plan import ExecConfig, Group, Job, Output, Request
 from .postprocess import grad_cam
 from .run_copies import run_copies
 from .runs import ASSEMBLERS, RUNNERS, path_delta, rules_of
+from .sequence_targets import check_sequence_targets
 from .sizing import budget_of, classes_of, rows_per_chunk, shortfall
 from .targets import class_rows
 from .unit_targets import backward_by_source, unit_layers
@@ -98,6 +100,7 @@ def execute(job: Job) -> JobResult:
     state = _State(x, labels, budget_of(job, device))
     with contextlib.ExitStack() as stack:
         stack.enter_context(guarded(module))
+        stack.enter_context(selecting(module, job.scores))  # every forward gives [N, C]
         if job.reference is not None and job.reference is not module:
             stack.enter_context(guarded(job.reference))  # a training-mode forward changes it
         stack.enter_context(_precision(cfg, device))
@@ -128,6 +131,7 @@ def execute(job: Job) -> JobResult:
 def _check_runnable(job: Job) -> None:
     """Clear errors for what autograd or the model would otherwise report obscurely."""
     check_gradients_available()
+    check_sequence_targets(job)
     for module in (job.module, job.reference):
         if isinstance(module, torch.nn.Module):
             check_model_ready(module)
@@ -175,7 +179,8 @@ def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
-            f"model: expected an output of shape [N, classes] = [{x.shape[0]}, C]; got {shape}"
+            f"model: expected scores of shape [N, classes] = [{x.shape[0]}, C]; got {shape} "
+            "(choose them with ia.model(module, output=...))"
         )
     return out
 

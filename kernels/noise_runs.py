@@ -67,6 +67,9 @@ def tiled_target(target: TargetSpec, samples: int) -> TargetSpec:
     >>> tiled_target(TargetSpec("per_sample", (1, 0)), 2).value
     (1, 0, 1, 0)
     """
+    if target.kind == "generated":  # the tokens chosen [N, steps], one row per copy
+        tokens, prompt, vocabulary = target.value
+        return TargetSpec("generated", (tokens.repeat(samples, 1), prompt, vocabulary))
     if target.kind != "per_sample":
         return target
     return TargetSpec("per_sample", tuple(target.value) * samples)

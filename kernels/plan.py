@@ -16,7 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TargetKind = Literal[
-    "index", "per_sample", "pred", "label", "topk", "all", "classes", "fn", "unit", "units"
+    "index",
+    "per_sample",
+    "pred",
+    "label",
+    "topk",
+    "all",
+    "classes",
+    "fn",
+    "unit",
+    "units",
+    "at",
+    "generated",
 ]
 OutputKind = Literal[
     "gradient",
@@ -59,17 +70,23 @@ class TargetSpec:
     def count(self, num_classes: int | None) -> int | None:
         """Targets per sample (``None`` when it depends on an unknown number of classes).
 
-        Units of a layer (``value = (layer, spec, count)``) count their units.
+        Units of a layer (``value = (layer, spec, count)``) count their units; classes at
+        a position of sequence scores (``at``) their classes, generated tokens their steps
+        (:mod:`~algebra.kernels.sequence_targets`).
 
         Examples
         --------
         >>> TargetSpec("topk", 3).count(None), TargetSpec("all").count(10)
         (3, 10)
-        >>> TargetSpec("units", ("b3", "all", 32)).count(10)
-        32
+        >>> TargetSpec("units", ("b3", "all", 32)).count(10), TargetSpec("at", (0, (4, 5), 8, 9)).count(None)
+        (32, 2)
         """
         if self.kind == "units":
             return int(self.value[2])
+        if self.kind == "at":  # one class (an int) or several
+            return len(self.value[1]) if isinstance(self.value[1], tuple) else 1
+        if self.kind == "generated":
+            return int(self.value[0].shape[1])  # the tokens chosen [N, steps]
         if self.kind == "topk":
             return int(self.value)  # type: ignore[arg-type]
         if self.kind == "classes":
@@ -341,6 +358,8 @@ class Job:
     ``topk``) and the logits reported, in place of ``module``'s own: the left model of a
     disagreement ``f - g``. With ``noise``, every group runs on ``S`` noisy copies of the
     inputs (``S * N`` rows, noise-major) while targets resolve at the clean inputs.
+    ``scores`` says how the scores ``[N, C]`` are read from what ``module`` returns (an
+    :class:`~algebra.kernels.outputs.OutputSpec`; ``None``: a tensor, or its ``logits``).
     """
 
     module: Any
@@ -352,6 +371,7 @@ class Job:
     config: ExecConfig = field(default_factory=ExecConfig)
     reference: Any = None
     noise: Any = None  # a point_specs.NoiseSpec: every group runs on noisy copies
+    scores: Any = None  # an outputs.OutputSpec
 
     def request(self, key: str) -> tuple[Group, Request]:
         """The group and request with ``key``.

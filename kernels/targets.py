@@ -7,6 +7,7 @@ import inspect
 import torch
 
 from .plan import TargetSpec
+from .sequence_targets import is_sequence, sequence_rows
 from .units import unit_rows
 
 
@@ -42,6 +43,8 @@ def class_rows(
         return None
     if kind in ("unit", "units"):  # every unit of a layer, one row each (kernels.unit_targets)
         return unit_rows(int(target.count(c) or 1), n, device)
+    if is_sequence(target):  # classes at positions of flattened sequence scores
+        return sequence_rows(target, logits, samples)
     if kind == "pred":
         rows = logits.argmax(dim=1)[None]
     elif kind == "label":

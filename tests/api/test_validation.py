@@ -133,8 +133,11 @@ def test_model_and_on_arguments_checked(mlp, features):
 
 
 def test_wrong_model_output_is_reported(features):
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Unflatten(1, (2, 2, 2))).eval()
+    with pytest.raises(ValueError, match=r"model: its scores have shape \[5, 2, 2, 2\]; expected"):
+        ia.model(net).on(features).saliency(0).compute()
     net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Unflatten(1, (2, 2))).eval()
-    with pytest.raises(ValueError, match=r"model: expected an output of shape \[N, classes\]"):
+    with pytest.raises(ValueError, match=r"model: its scores are a sequence \[5, 2, 2\]"):
         ia.model(net).on(features).saliency(0).compute()
 
 
