@@ -14,7 +14,7 @@ import torch
 
 from .backward_strategy import sequential, sequential_rows
 from .compiled import fused_step
-from .gradients import check_differentiable, target_gradients
+from .gradients import check_differentiable, target_gradients, unreached
 from .plan import Group, Job, Request
 from .sizing import targets_per_backward
 from .targets import pack
@@ -46,6 +46,11 @@ def backward(
     >>> torch.equal(g[0], net.weight[1].detach().expand(4, 3))
     True
     """
+    if unreached(outputs, wrts):  # layers that run but do not reach the outputs: zeros
+        return {
+            r.key: wrts[r.wrt].new_zeros(_targets(rows[r.key]), *wrts[r.wrt].shape)
+            for r in group.requests
+        }
     check_differentiable(outputs, wrts)
     grads: dict[str, torch.Tensor] = {}
     classed = [r for r in group.requests if rows[r.key] is not None]
@@ -66,6 +71,10 @@ def backward(
             outputs, (wrts[req.wrt],), None, req.target, keep or i < len(callables) - 1
         )
     return grads
+
+
+def _targets(rows: torch.Tensor | None) -> int:
+    return 1 if rows is None else rows.shape[0]
 
 
 def _fused_backward(

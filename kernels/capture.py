@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
+
+from .layer_calls import LayerSite, capture_hook, replace_hook, stacked_calls
 
 # The hook owners active in this thread (each thread starts with an empty context).
 _owners: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
@@ -55,29 +58,22 @@ def own_hooks() -> Iterator[Callable[[], bool]]:
         _owners.reset(token)
 
 
-def _check_tensor(name: str, output: object) -> torch.Tensor:
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(
-            f"layer: {name!r} returns {type(output).__name__}; only layers whose output is "
-            "a single tensor can be attributed"
-        )
-    return output
-
-
 @contextlib.contextmanager
 def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of the named submodules during the forward passes inside the block.
 
-    The hook hands a clone on to the rest of the network, so an in-place operation after
-    the layer (``ReLU(inplace=True)``) cannot overwrite the captured activation.
+    A name may select one call of a reused module, an element of a tuple output or the
+    layer's input (:mod:`~algebra.kernels.layer_calls`). The hook hands a clone on to the
+    rest of the network, so an in-place operation after the layer (``ReLU(inplace=True)``)
+    cannot overwrite the captured activation.
 
     Examples
     --------
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(inplace=True))
-    >>> with captured(net, ("0",)) as acts:
+    >>> with captured(net, ("0", "1[input]")) as acts:
     ...     _ = net(torch.ones(4, 2))
-    >>> acts["0"].shape
-    torch.Size([4, 3])
+    >>> acts["0"].shape, torch.equal(acts["0"], acts["1[input]"])
+    (torch.Size([4, 3]), True)
     """
     acts: dict[str, torch.Tensor] = {}
     modules = dict(module.named_modules())
@@ -85,34 +81,52 @@ def captured(module: torch.nn.Module, names: tuple[str, ...]) -> Iterator[dict[s
         refuse_script(module)
     with contextlib.ExitStack() as stack:
         mine = stack.enter_context(own_hooks())
+        counts = _counted_per_forward(module, names, stack, mine)
         for name in names:
-
-            @tagged
-            def hook(
-                _m: torch.nn.Module, _i: object, out: object, name: str = name
-            ) -> torch.Tensor | None:
-                if not mine():  # another thread's forward pass
-                    return None
-                if name in acts:
-                    raise ValueError(
-                        f"layer {name!r} is called more than once in one forward pass; "
-                        "attributing a reused layer is not supported"
-                    )
-                act = _check_tensor(name, out)
-                if torch.is_grad_enabled() and not act.requires_grad:
-                    # e.g. a layer that only reads (frozen) parameters: still attributable.
-                    act = act.detach().requires_grad_(True)
-                acts[name] = act
-                return act.clone()
-
-            stack.callback(modules[name].register_forward_hook(hook).remove)
+            site = LayerSite.parse(name, modules)
+            hook = tagged(capture_hook(site, name, acts, counts, mine))
+            stack.callback(_register(modules[site.name], hook, site.input).remove)
         yield acts
         missing = [name for name in names if name not in acts]
         if missing:
-            raise ValueError(
-                f"layer: {missing[0]!r} is not called in the model's forward pass, so it has "
-                "no activation to attribute"
-            )
+            raise ValueError(_not_called(LayerSite.parse(missing[0], modules), counts))
+        stacked_calls(acts)
+
+
+def _register(sub: torch.nn.Module, hook: Callable, pre: bool) -> Any:
+    return sub.register_forward_pre_hook(hook) if pre else sub.register_forward_hook(hook)
+
+
+def _counted_per_forward(
+    module: torch.nn.Module,
+    names: tuple[str, ...],
+    stack: contextlib.ExitStack,
+    mine: Callable[[], bool],
+) -> dict[str, int]:
+    """Calls of each hooked layer, counted afresh at every forward of the whole model."""
+    counts: dict[str, int] = {}
+
+    @tagged
+    def reset(_m: torch.nn.Module, _args: object) -> None:
+        if mine():
+            counts.clear()
+
+    if names:
+        stack.callback(module.register_forward_pre_hook(reset).remove)
+    return counts
+
+
+def _not_called(site: LayerSite, counts: dict[str, int]) -> str:
+    calls = counts.get(site.key, -1) + 1
+    if calls and isinstance(site.call, int):
+        return (
+            f"call: layer {site.name!r} is called {calls} time{'s' * (calls > 1)} in one "
+            f"forward pass; call={site.call} is beyond them (valid 0..{calls - 1})"
+        )
+    return (
+        f"layer: {site.name!r} is not called in the model's forward pass, so it has no "
+        "activation to attribute"
+    )
 
 
 def hookable(module: torch.nn.Module) -> bool:
@@ -145,7 +159,8 @@ def refuse_script(module: torch.nn.Module) -> None:
 
 @contextlib.contextmanager
 def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterator[None]:
-    """Substitute ``value`` for the named submodule's output during the block.
+    """Substitute ``value`` for the named submodule's output during the block (or for the
+    tensor the name selects: :mod:`~algebra.kernels.layer_calls`).
 
     Examples
     --------
@@ -154,22 +169,12 @@ def replaced(module: torch.nn.Module, name: str, value: torch.Tensor) -> Iterato
     ...     net(torch.ones(1, 2))
     tensor([[0., 0., 0.]])
     """
-
-    @tagged
-    def hook(_m: torch.nn.Module, _i: object, out: object) -> torch.Tensor | None:
-        if not mine():  # another thread's forward pass
-            return None
-        if _check_tensor(name, out).shape != value.shape:
-            raise ValueError(
-                f"layer {name!r}: replacement of shape {tuple(value.shape)} does not match "
-                f"its output of shape {tuple(out.shape)}"  # type: ignore[union-attr]
-            )
-        return value.clone()
-
     refuse_script(module)
-    with own_hooks() as mine:
-        handle = dict(module.named_modules())[name].register_forward_hook(hook)
-        try:
-            yield
-        finally:
-            handle.remove()
+    modules = dict(module.named_modules())
+    site = LayerSite.parse(name, modules)
+    with contextlib.ExitStack() as stack:
+        mine = stack.enter_context(own_hooks())
+        counts = _counted_per_forward(module, (name,), stack, mine)
+        hook = tagged(replace_hook(site, value, counts, mine))
+        stack.callback(_register(modules[site.name], hook, site.input).remove)
+        yield

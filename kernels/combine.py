@@ -1,4 +1,5 @@
-"""Two frames made one: elementwise (a join) or stacked along a new dim (an anti-join).
+"""Frames made one: two elementwise (a join), two stacked along a new dim (an anti-join),
+or several stacked along a new dim (the calls of a layer).
 
 Coordinates equal on both sides are kept once; differing ones are kept per side.
 """
@@ -101,3 +102,35 @@ def stack(
     coords[dim] = ((dim,), np.asarray(labels))
     data = torch.stack([a.data, b.data])
     return replace(a, data=data, dims=(dim, *a.dims), coords=coords)
+
+
+def stack_along(frames: list[Frame], dim: str) -> Frame:
+    """Stack aligned maps along a new dim ``dim`` (labelled ``0..K-1``), placed before the
+    maps' own feature dims; coordinates that differ between the maps gain ``dim``.
+
+    Examples
+    --------
+    >>> a = Frame(torch.zeros(2, 3), ("sample", "x"), {"d": (("sample",), np.array([1, 2]))},
+    ...           features=("x",))
+    >>> b = replace(a, data=torch.ones(2, 3), coords={"d": (("sample",), np.array([3, 4]))})
+    >>> s = stack_along([a, b], "call")
+    >>> s.dims, s.coords["d"]
+    (('sample', 'call', 'x'), (('sample', 'call'), array([[1, 3],
+           [2, 4]])))
+    """
+    first = frames[0]
+    for other in frames[1:]:
+        check_aligned(first, other, dim)
+    axis = len(first.dims) - len(first.features)
+    coords: dict[str, Coord] = {}
+    for name, (dims, values) in first.coords.items():
+        others = [f.coords.get(name) for f in frames]
+        if all(c is not None and c[0] == dims and np.array_equal(c[1], values) for c in others):
+            coords[name] = (dims, values)
+        else:
+            coords[name] = ((*dims, dim), np.stack([c[1] for c in others], -1))  # type: ignore[index]
+    coords[dim] = ((dim,), np.arange(len(frames)))
+    data = torch.stack([f.data for f in frames], axis)
+    return replace(
+        first, data=data, dims=(*first.dims[:axis], dim, *first.dims[axis:]), coords=coords
+    )

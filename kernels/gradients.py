@@ -53,6 +53,27 @@ def check_differentiable(outputs: torch.Tensor, wrts: dict[str | None, torch.Ten
     )
 
 
+def unreached(outputs: torch.Tensor, wrts: dict[str | None, torch.Tensor]) -> bool:
+    """Whether every tensor differentiated is a layer's activation, recorded with
+    gradients, that does not reach the ``outputs`` (a side branch, or a layer whose result
+    the forward drops): their gradients are zero.
+
+    Examples
+    --------
+    >>> a = torch.ones(2, 3, requires_grad=True)
+    >>> unreached(torch.ones(2, 4), {"side": a}), unreached(a * 2, {"side": a})
+    (True, False)
+    >>> unreached(torch.ones(2, 4), {None: a})  # the input: a cut gradient is an error
+    False
+    """
+    return (
+        bool(wrts)
+        and not outputs.requires_grad
+        and (outputs.is_floating_point() or outputs.is_complex())
+        and all(name is not None and t.requires_grad for name, t in wrts.items())
+    )
+
+
 def target_gradients(
     outputs: torch.Tensor,
     wrt: tuple[torch.Tensor, ...],

@@ -12,17 +12,16 @@ import contextlib
 import warnings
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from .capture import captured
+from .capture import captured, own_hooks, tagged
 from .deeplift import deeplift_rules
 from .guard import device_of, guarded
 from .pairs import paired
 
-_seen: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, torch.Tensor | bool]] = (
-    weakref.WeakKeyDictionary()
-)
+_seen: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
 
 def _key(x: torch.Tensor, what: str) -> tuple:
@@ -77,3 +76,38 @@ def check_deeplift(module: torch.nn.Module, x: torch.Tensor) -> None:
     with _quietly_guarded(module), torch.enable_grad(), deeplift_rules(module):
         module(points)
     seen[key] = True
+
+
+def layer_calls(module: torch.nn.Module, x: torch.Tensor, name: str) -> list[tuple[tuple, Any]]:
+    """Each call of the layer ``name`` on the first sample of ``x``: its positional inputs
+    and its output, without gradients, so a call, an element of a tuple output or the
+    layer's input can be checked when a query is built (:mod:`~algebra.kernels.layer_calls`).
+
+    Examples
+    --------
+    >>> relu = torch.nn.ReLU()
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), relu, torch.nn.Linear(3, 3), relu)
+    >>> [tuple(out.shape) for _, out in layer_calls(net, torch.ones(4, 2), "1")]
+    [(1, 3), (1, 3)]
+    """
+    seen = _seen.setdefault(module, {})
+    key = _key(x, f"calls:{name}")
+    if key not in seen:
+        calls: list[tuple[tuple, Any]] = []
+        sub = dict(module.named_modules())[name]
+        sample = x[:1].to(device_of(module, default=x.device))
+        with own_hooks() as mine:
+
+            @tagged
+            def hook(_m: torch.nn.Module, args: tuple, out: Any) -> None:
+                if mine():
+                    calls.append((args, out))
+
+            handle = sub.register_forward_hook(hook)
+            try:
+                with _quietly_guarded(module), torch.no_grad():
+                    module(sample)
+            finally:
+                handle.remove()
+        seen[key] = calls  # type: ignore[assignment]
+    return seen[key]  # type: ignore[return-value]
