@@ -22,6 +22,7 @@ from .api.query import Query
 from .config import options, set_options
 from .ir.columns import col
 from .ir.players import grid, patches
+from .ir.sequence import at
 from .ir.targets import Target, classes, topk, unit, units
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import dataset_plot as dataset_plot  # ``.ia`` on NeuroInspect Datasets
@@ -40,6 +41,7 @@ __all__ = [
     "QuerySyntaxError",
     "Session",
     "Target",
+    "at",
     "classes",
     "col",
     "compute",

@@ -34,6 +34,8 @@ from .model import model as wrap_model
 from .query import Query, with_source
 
 T = TypeVar("T")
+#: The options of a selected layer: ``select relu[call=1] from ...``.
+LAYER_OPTIONS = ("call", "output", "input")
 #: What ``using counterfactual_neurons(...)`` takes (the class is the target, the layer
 #: the one after ``neurons of``).
 NEURON_PARAMS = ("top", "max_steps", "lr", "l1", "l2", "head")
@@ -142,10 +144,22 @@ class _Binder:
         else:
             q = self.guarded(select.inputs, lambda: model.on(value))
         if select.layer is not None:
-            q = self.guarded(select.layer, lambda: q.layer(select.layer.text))  # type: ignore[union-attr]
+            options = self.layer_options(select)
+            q = self.guarded(select.layer, lambda: q.layer(select.layer.text, **options))  # type: ignore[union-attr]
         for w in select.windows:
             q = self.guarded(w, lambda w=w, q=q: q.window(w.r0, w.r1, w.c0, w.c1))
         return q
+
+    def layer_options(self, select: syntax.Select) -> dict[str, Any]:
+        """The options of the selected layer, their names checked (close matches)."""
+        for name, _ in select.layer_options:
+            if name not in LAYER_OPTIONS:
+                raise self.fail(
+                    select.layer,
+                    f"unknown layer option {name!r}; a layer takes "
+                    f"{', '.join(LAYER_OPTIONS)}." + did_you_mean(name, LAYER_OPTIONS),
+                )
+        return dict(select.layer_options)
 
     def select(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..ir.model import ModelInfo
 from ..ir.node import Ref
 from ..kernels.difference import Difference
+from ..kernels.outputs import scored
 
 
 def difference_of(left: ModelInfo, right: ModelInfo) -> ModelInfo:
@@ -26,7 +27,9 @@ def difference_of(left: ModelInfo, right: ModelInfo) -> ModelInfo:
             "models: the two models name their classes differently; a disagreement "
             "compares the same classes"
         )
-    module = Difference(left.torch_module, right.torch_module)
+    module = Difference(
+        scored(left.torch_module, left.scores), scored(right.torch_module, right.scores)
+    )
     return ModelInfo(
         Ref(module, f"model:difference:{left.token}:{right.token}"),
         f"{left.name} - {right.name}",

@@ -24,6 +24,7 @@ from ..kernels.clip_guide import TextImageGuide
 from ..kernels.decision import check_class, decision_features, find_decision
 from ..kernels.importance import importance_from_mean
 from ..kernels.mitigate import mitigate as mitigate_head
+from ..kernels.outputs import selecting
 from ..kernels.visualize import visualize as visualize_neurons
 from ..results.neurons import class_attrs, decision_attrs, importance_array
 from ..results.visuals import visualisation_dataset
@@ -172,7 +173,10 @@ class NeuronInspection:
         if hasattr(neurons, "tolist"):
             neurons = neurons.tolist()
         shape, channels = _size(size, example is not None)
-        with progress_bar(steps if isinstance(steps, int) else 0, f"visualize {name}") as bar:
+        with (
+            progress_bar(steps if isinstance(steps, int) else 0, f"visualize {name}") as bar,
+            selecting(self.module, self.info.scores),  # its scores, as ia.model(output=) reads
+        ):
             vis = visualize_neurons(
                 self.module,
                 name,

@@ -15,6 +15,7 @@ from ..kernels.checks import as_inputs, as_labels, content_token, fingerprint, m
 from .bindings import wrap
 from .difference import difference_of
 from .inspect import NeuronInspection
+from .outputs import model_info, output_spec
 from .query import Query
 from .sources import lazy_inputs, unlabelled_xarray
 
@@ -34,6 +35,8 @@ class Model(NeuronInspection):
         *,
         name: str | None = None,
         classes: Sequence[str] | None = None,
+        output: Any = None,
+        position: int | None = None,
     ):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module: expected a torch.nn.Module; got {type(module).__name__}")
@@ -53,8 +56,8 @@ class Model(NeuronInspection):
         name = name or type(module).__name__
         classes = None if classes is None else tuple(classes)
         layers = tuple(n for n, _ in module.named_modules() if n)
-        ref = Ref(module, f"model:{id(module)}:{name}:{classes}")
-        self.info = ModelInfo(ref, name, classes, layers)
+        spec = output_spec(output, position, module)
+        self.info = model_info(module, name, classes, layers, spec)
 
     @classmethod
     def of(cls, info: ModelInfo) -> Model:
@@ -206,18 +209,33 @@ def _plain(value: Any) -> Any:
 
 
 def model(
-    module: torch.nn.Module, *, name: str | None = None, classes: Sequence[str] | None = None
+    module: torch.nn.Module,
+    *,
+    name: str | None = None,
+    classes: Sequence[str] | None = None,
+    output: Any = None,
+    position: int | None = None,
 ) -> Model:
     """Wrap a PyTorch module for querying.
 
     Parameters
     ----------
     module : torch.nn.Module
-        A classifier mapping a batch ``[N, ...]`` to scores ``[N, classes]``.
+        A model mapping a batch ``[N, ...]`` to scores: ``[N, classes]``, ``[N]`` (one
+        class) or a sequence ``[N, L, V]`` (with ``position``, or targets ``ia.at``), or
+        to a structure holding them (see ``output``).
     name : str, optional
         A name for plans and result attributes (default: the module's class name).
     classes : list of str, optional
         Class names; they label the ``target`` axis, and let targets be checked early.
+    output : str, int or callable, optional
+        Where the scores are in what the forward returns: a field or key name
+        (``"logits"``), a tuple index, or a callable mapping the return value to a tensor.
+        By default a tensor is taken as it is, and a ``logits`` field or key (Hugging Face
+        ``ModelOutput``) is found by itself.
+    position : int, optional
+        For sequence scores ``[N, L, V]``: the position explained (``-1``, the last: the
+        next-token scores of a language model).
 
     Returns
     -------
@@ -230,8 +248,11 @@ def model(
     >>> m = ia.model(net, name="mlp", classes=["a", "b", "c"])
     >>> m.layer_names
     ('0', '1', '2')
+    >>> lm = ia.model(torch.nn.Linear(4, 6), output=lambda out: out.reshape(-1, 3, 2), position=-1)
+    >>> lm.on(torch.rand(5, 4)).saliency("pred").compute().sizes
+    Frozen({'sample': 5, 'feature': 4})
     """
-    return Model(module, name=name, classes=classes)
+    return Model(module, name=name, classes=classes, output=output, position=position)
 
 
 @wrap.register

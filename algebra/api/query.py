@@ -16,9 +16,9 @@ from ..ir.columns import Predicate, as_predicate
 from ..ir.joins import AntiJoin, Disagreement
 from ..ir.node import Node
 from ..ir.relational import Where
+from ..ir.targets import Target
 from ..ir.views import (
     Edit,
-    Layer,
     Source,
     Window,
     base_of,
@@ -28,18 +28,20 @@ from ..ir.views import (
     source_of,
     window_of,
 )
+from .attributions import attribution
 from .bindings import wrap
 from .cams import CamMethods
 from .difference import difference_of
 from .expr import Expr
+from .generation import GenerationMethods
 from .gradients import GradientMethods
 from .layer_methods import LayerMethods
+from .layer_options import selected_layer_node
 from .methods import check_params, method_of, renamed
 from .neurons import NeuronMethods
 from .noise import NoiseMethods
 from .perturbation import PerturbationMethods
 from .propagation import PropagationMethods
-from .units import resolved_target
 from .what_if import WhatIfMethods
 
 
@@ -52,15 +54,19 @@ class Query(
     PerturbationMethods,
     NeuronMethods,
     WhatIfMethods,
+    GenerationMethods,
 ):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
     """
 
-    def __init__(self, node: Node, filters: tuple[Predicate, ...] = ()):
+    def __init__(
+        self, node: Node, filters: tuple[Predicate, ...] = (), generation: Target | None = None
+    ):
         self.node = node
         self.filters = filters
+        self.generation = generation  # the tokens of q.generated(steps): target "generated"
 
     def __repr__(self) -> str:
         source = source_of(self.node)
@@ -72,15 +78,29 @@ class Query(
         return f"Query({source.model.name} on {where} {list(source.shape)}{edited}{extra}{filters})"
 
     def _with(self, node: Node) -> Query:
-        return Query(node, self.filters)
+        return Query(node, self.filters, self.generation)
 
-    def layer(self, name: str) -> Query:
+    def layer(
+        self,
+        name: str,
+        *,
+        call: int | str | None = None,
+        output: int | str | None = None,
+        input: bool = False,
+    ) -> Query:
         """Select a layer: attribute its output activation instead of the input.
 
         Parameters
         ----------
         name : str
             The layer's name in ``module.named_modules()``.
+        call : int or "all", optional
+            For a module called more than once in a forward: which call (from 0; negative
+            counts from the end), or every call (``"all"``: a ``call`` dim).
+        output : int or str, optional
+            For a layer returning a tuple (or dict): the element (or key) attributed.
+        input : bool, default False
+            Attribute the layer's (first positional) input instead of its output.
 
         Returns
         -------
@@ -93,13 +113,13 @@ class Query(
         >>> q = ia.model(net).on(torch.rand(2, 4))
         >>> q.layer("1")
         Query(Sequential on layer '1' [2, 4])
+        >>> q.layer("2", input=True)
+        Query(Sequential on layer '2[input]' [2, 4])
         >>> q.layer("l1")
         Traceback (most recent call last):
         ValueError: layer: the model has no layer 'l1'. Did you mean '1'? Layers are named as in model.named_modules(); see Model.layer_names.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"name: expected a layer name (str); got {type(name).__name__}")
-        return self._with(Layer(self.node, name))
+        return self._with(selected_layer_node(self.node, name, call, output, input))
 
     def window(self, r0: int, r1: int, c0: int, c1: int) -> Query:
         """Projection: attribute only rows ``r0:r1`` and columns ``c0:c1`` of the grid.
@@ -157,11 +177,11 @@ class Query(
         >>> bool((r.pred != r.label).all())
         True
         """
-        return Query(self.node, (*self.filters, as_predicate(predicate)))
+        return Query(self.node, (*self.filters, as_predicate(predicate)), self.generation)
 
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
-        target = resolved_target(self.node, target)  # units checked on the layer's shape
-        return self._filtered(Attribution(self.node, method, target, params))
+        # Targets checked on the model (units, positions); one attribution per call of a layer.
+        return self._filtered(attribution(self.node, method, target, params, self.generation))
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:
@@ -282,7 +302,11 @@ class Query(
         b = method_of(Query(other.node), name)(
             target, baseline=Query(base_of(self.node)), **params
         ).node
-        assert isinstance(a, Attribution) and isinstance(b, Attribution)
+        if not (isinstance(a, Attribution) and isinstance(b, Attribution)):
+            raise ValueError(
+                "other: an anti-join attributes one tensor on each side; select one call of "
+                "the layer (call=k), not call='all'"
+            )
         return self._filtered(AntiJoin(a, b))
 
     def _disagreement(self, other: Query, target: Any, name: str, params: dict[str, Any]) -> Expr:

@@ -13,7 +13,7 @@ from ..errors import did_you_mean, positive_integer, unknown_name
 from ..kernels.path_steps import INTEGRATION_RULES, check_path_steps
 from .node import Node, Ref
 from .targets import Target
-from .views import layer_of, source_of
+from .views import layer_node, layer_of, source_of
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,12 @@ class Attribution(Node):
             raise ValueError(
                 f"{self.method}: select a layer first, e.g. q.layer({names[-1] if names else 'name'!r})"
                 f".{self.method}(...); it attributes a layer's activation, not the input"
+            )
+        selected = layer_node(self.view)
+        if selected is not None and selected.call == "all":
+            raise ValueError(
+                f"call: an attribution reads one call of layer {selected.name!r}; call='all' "
+                "makes one per call (build it with a query's method)"
             )
         model = source.model
         self.target.check(source.n, model.num_classes, source.labels is not None)

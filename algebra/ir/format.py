@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .attribution import Attribution
 from .joins import AntiJoin, Disagreement, Join
+from .layer_calls import LayerCalls
 from .metrics import Metric
 from .neurons import CounterfactualNeurons, describe_neurons
 from .node import Node, Ref, dispatch_table, entries
@@ -54,7 +55,7 @@ def shown(value: object) -> str:
     return repr(value)
 
 
-def describe(node: Attribution, with_layer: bool = True) -> str:
+def describe(node: Attribution, with_layer: bool = True, layer: str | None = None) -> str:
     """One line for an attribution node, as the user would have written it.
 
     Examples
@@ -67,7 +68,7 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     params = [f"target={node.target.describe()}"] if node.target.kind != "none" else []
     for key, value in node.params:
         params.append(f"{key}={shown(value)}")
-    layer = layer_of(node.view) if with_layer else None
+    layer = (layer or layer_of(node.view)) if with_layer else None
     at = f" at layer {layer!r}" if layer else ""
     window = window_of(node.view)
     at += f" in window {list(window)}" if window else ""
@@ -206,6 +207,11 @@ def _(node: Disagreement) -> str:
     return f"disagreement({_expr(node.part)})"
 
 
+@_expr.register
+def _(node: LayerCalls) -> str:
+    return describe(node.parts[0], layer=node.layer)
+
+
 @entries(_expr, VERBS)
 def _(node: Node) -> str:
     return f"{_expr(node.children[0])}.{_step(node)}"
@@ -245,7 +251,7 @@ def _(node: Source) -> str:
 
 @_label.register
 def _(node: Layer) -> str:
-    return f"layer({node.name!r})"
+    return f"layer({node.key!r})"
 
 
 @_label.register
@@ -258,7 +264,9 @@ def _(node: Noise) -> str:
     return node.describe()
 
 
-@entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, CounterfactualNeurons, *VERBS))
+@entries(
+    _label, (Window, Edit, Join, AntiJoin, Disagreement, LayerCalls, CounterfactualNeurons, *VERBS)
+)
 def _(node: Node) -> str:
     return node.op
 
@@ -290,6 +298,11 @@ def _(node: AntiJoin) -> str:
 @_name.register
 def _(node: Disagreement) -> str:
     return node.part.method
+
+
+@_name.register
+def _(node: LayerCalls) -> str:
+    return node.parts[0].method
 
 
 @entries(_name, (*VERBS, Metric))

@@ -16,6 +16,7 @@ from .attribution import Attribution
 from .node import Node
 from .players import check_positive, check_seed
 from .relational import Abs, Normalize, Reduce, TopKFeatures
+from .sequence import SEQUENCE_KINDS
 from .views import layer_of, source_of
 
 METRICS = ("deletion", "insertion", "infidelity", "sensitivity_max", "faithfulness_correlation")
@@ -105,6 +106,12 @@ class Metric(Node):
         if self.kind not in METRICS:
             raise unknown_name("metric", self.kind, METRICS)
         attr = attribution_of(self.child)
+        if attr.target.kind in SEQUENCE_KINDS:
+            raise ValueError(
+                f"{self.kind}: metrics of a map whose target names a position of sequence "
+                "scores (ia.at, generated tokens) are not supported yet; give the model a "
+                "position (ia.model(module, position=-1)) and a class target"
+            )
         if attr.target.kind == "fn":
             raise ValueError(
                 f"{self.kind}: a metric scores the class a map explains; a callable target "

@@ -18,7 +18,9 @@ class ModelInfo:
 
     ``reference`` is the model whose outputs resolve ``pred`` and ``topk`` targets when it
     is not this one (the left model of a disagreement ``f - g``); ``parts`` are the two
-    models of a disagreement.
+    models of a disagreement. ``output`` holds how the scores are read from what the
+    forward returns (a ``Ref`` to a ``kernels.outputs.OutputSpec``; ``None``: the default,
+    a tensor or its ``logits``), part of the module's token.
 
     Examples
     --------
@@ -33,6 +35,7 @@ class ModelInfo:
     layer_names: tuple[str, ...]
     reference: ModelInfo | None = None
     parts: tuple[ModelInfo, ModelInfo] | None = None
+    output: Ref | None = None
 
     @property
     def token(self) -> str:
@@ -49,6 +52,11 @@ class ModelInfo:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ModelInfo) and other.token == self.token
+
+    @property
+    def scores(self) -> Any:
+        """How the scores are read from the forward (``None``: the default)."""
+        return None if self.output is None else self.output.value
 
     @property
     def torch_module(self) -> Any:

@@ -39,7 +39,11 @@ class Target:
 
     @property
     def expands(self) -> bool:
-        """Whether the target adds a ``target`` (or ``unit``) dimension."""
+        """Whether the target adds a ``target`` (or ``unit``, ``step``) dimension."""
+        if self.kind == "generated":
+            return True
+        if self.kind == "at":  # several classes at a position
+            return isinstance(self.value[1], tuple)  # type: ignore[index]
         return self.kind in ("topk", "all", "classes", "units")
 
     @property
@@ -51,7 +55,7 @@ class Target:
         >>> topk(2).dim, units("b3").dim
         ('target', 'unit')
         """
-        return "unit" if self.kind == "units" else "target"
+        return {"units": "unit", "generated": "step"}.get(self.kind, "target")
 
     @property
     def layer(self) -> str | None:
@@ -82,6 +86,11 @@ class Target:
             return _describe_units(self)
         if self.kind == "none":
             return "none"
+        if self.kind == "at":
+            position, classes = self.value[0], self.value[1]  # type: ignore[index]
+            return f"at({position}, {list(classes) if isinstance(classes, tuple) else classes})"
+        if self.kind == "generated":
+            return f"generated(steps={self.value[0].value.shape[1]})"  # type: ignore[index]
         if self.kind == "per_sample":
             values = list(self.value)  # type: ignore[arg-type]
             if len(values) > 8:  # keep plans and attributes readable for large batches

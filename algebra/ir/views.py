@@ -6,7 +6,7 @@ Each is an immutable :class:`~algebra.ir.node.Node`, validated when it is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import did_you_mean
@@ -68,12 +68,25 @@ class Source(Node):
 
 @dataclass(frozen=True, eq=False)
 class Layer(Node):
-    """Selection: attribute the output activation of the named layer instead of the input."""
+    """Selection: attribute the output activation of the named layer instead of the input.
+
+    ``call`` picks one call of a module called more than once in a forward (from 0), or
+    every call (``"all"``, a ``call`` dim); ``output`` an element of a tuple (or a key of a
+    dict) output; ``input`` the layer's input instead of its output.
+    """
 
     view: Node
     name: str
+    call: int | str | None = None
+    output: int | str | None = None
+    input: bool = False
     op = "layer"
     role = "view"
+
+    @property
+    def key(self) -> str:
+        """What the plan calls the selected tensor (:func:`layer_key`)."""
+        return layer_key(self.name, self.call, self.output, self.input)
 
     def validate(self) -> None:
         if isinstance(self.view, Window):
@@ -92,6 +105,54 @@ class Layer(Node):
                 + did_you_mean(self.name, names)
                 + " Layers are named as in model.named_modules(); see Model.layer_names."
             )
+        check_layer_options(self.call, self.output, self.input)
+
+
+def check_layer_options(call: Any, output: Any, input: Any) -> None:
+    """Validate a layer's ``call``, ``output`` and ``input`` options (their types; their
+    ranges need the model, :mod:`algebra.api.layer_options` checks them).
+
+    Examples
+    --------
+    >>> check_layer_options(1, None, False)
+    >>> check_layer_options("last", None, False)
+    Traceback (most recent call last):
+    ValueError: call: expected a call's index (an int >= 0) or 'all'; got 'last'
+    """
+    if call is not None and call != "all" and (_not_int(call) or call < 0):
+        raise ValueError(f"call: expected a call's index (an int >= 0) or 'all'; got {call!r}")
+    if output is not None and not isinstance(output, str) and (_not_int(output) or output < 0):
+        raise ValueError(
+            f"output: expected an element's index (an int >= 0) or a key (str); got {output!r}"
+        )
+    if not isinstance(input, bool):
+        raise TypeError(f"input: expected True or False; got {input!r}")
+    if input and output is not None:
+        raise ValueError(
+            "output: picks an element of the layer's output, but input=True attributes its "
+            "input; give one of them"
+        )
+
+
+def _not_int(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def layer_key(
+    name: str, call: int | str | None = None, output: int | str | None = None, input: bool = False
+) -> str:
+    """A layer's tensor as plans, results and the query language name it: the layer's
+    name, with its options in brackets (read back by ``kernels.layer_calls.LayerSite``).
+
+    Examples
+    --------
+    >>> layer_key("relu"), layer_key("lstm", call=1, output=0), layer_key("fc", input=True)
+    ('relu', 'lstm[call=1, output=0]', 'fc[input]')
+    """
+    options = [] if call is None else [f"call={call}"]
+    options += [] if output is None else [f"output={output!r}"]
+    options += ["input"] if input else []
+    return name + (f"[{', '.join(options)}]" if options else "")
 
 
 def check_window(window: Any, argument: str = "window") -> tuple[int, int, int, int]:
@@ -344,7 +405,7 @@ def _(view: Node, base: Node) -> Node:
 
 @_rebased.register
 def _(view: Layer, base: Node) -> Node:
-    return Layer(rebased(view.view, base), view.name)
+    return replace(view, view=rebased(view.view, base))
 
 
 @_rebased.register
@@ -371,6 +432,23 @@ def layer_of(view: Node) -> str | None:
     """
     while not isinstance(view, Source):
         if isinstance(view, Layer):
-            return view.name
+            return view.key
+        view = view.children[0]
+    return None
+
+
+def layer_node(view: Node) -> Layer | None:
+    """The selected :class:`Layer` of a view, or ``None``.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()).on(torch.rand(2, 4))
+    >>> layer_node(q.layer("0", input=True).window(0, 1, 0, 1).node).input
+    True
+    """
+    while not isinstance(view, Source):
+        if isinstance(view, Layer):
+            return view
         view = view.children[0]
     return None

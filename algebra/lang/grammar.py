@@ -24,7 +24,10 @@ GRAMMAR = (
 start: query SEMICOLON?
 
 query: SELECT selection FROM NAME "(" NAME ")" clause*
-selection: STAR | LAYER | STRING | NEURONS (OF (LAYER | STRING))?
+selection: STAR | layer_ref | NEURONS (OF (LAYER | STRING))?
+layer_ref: (LAYER | STRING) layer_options?
+layer_options: LSQB layer_option ("," layer_option)* "]"
+layer_option: NAME (EQUAL (INT | NAME | STRING))?
 ?clause: join | using | target | where
 
 join: (MEAN | MIN | PRODUCT | LEFT)? JOIN "(" query ")"

@@ -218,6 +218,14 @@ class _Neurons:
 
 
 @dataclass(frozen=True)
+class _LayerRef:
+    """A layer in the select list with its options (`relu[call=1]`), until the query is built."""
+
+    name: Name
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class _Conjunction:
     """An `and` that holds windows: legal only at the top of a where clause."""
 
@@ -278,7 +286,9 @@ class _Build(Transformer):
     def start(self, children: list[Any]) -> Select:
         return children[0]
 
-    def selection(self, children: list[Token]) -> Name | _Neurons | None:
+    def selection(self, children: list[Any]) -> Name | _Neurons | _LayerRef | None:
+        if isinstance(children[0], _LayerRef):
+            return children[0]
         if children[0].type == "NEURONS":  # `neurons` or `neurons of <layer>`
             return _Neurons(self.selection(children[2:]) if len(children) == 3 else None)
         (token,) = children
@@ -287,9 +297,34 @@ class _Build(Transformer):
         text = _string(token) if token.type == "STRING" else str(token)
         return Name(text, token.line or 0, token.column or 0)
 
+    def layer_ref(self, children: list[Any]) -> _LayerRef:
+        token, *options = children
+        text = _string(token) if token.type == "STRING" else str(token)
+        return _LayerRef(Name(text, token.line or 0, token.column or 0), *options)
+
+    def layer_options(self, children: list[Any]) -> tuple[tuple[str, Any], ...]:
+        options = [c for c in children if not isinstance(c, Token)]
+        seen: set[str] = set()
+        for token, _ in options:
+            if token in seen:
+                _fail(f"layer option {str(token)!r} is given twice", token)
+            seen.add(token)
+        return tuple((str(token), value) for token, value in options)
+
+    def layer_option(self, children: list[Any]) -> tuple[Token, Any]:
+        if len(children) == 1:  # a flag: `input`
+            return children[0], True
+        name, _, value = children
+        if value.type == "INT":
+            return name, int(value)
+        return name, _string(value) if value.type == "STRING" else str(value)
+
     def query(self, children: list[Any]) -> Select:
         select, layer, _, model, inputs, *clauses = children
         neurons = isinstance(layer, _Neurons)
+        layer_options: tuple[tuple[str, Any], ...] = ()
+        if isinstance(layer, _LayerRef):
+            layer, layer_options = layer.name, layer.options
         layer = layer.layer if isinstance(layer, _Neurons) else layer
         joins: list[Join] = []
         single: dict[str, _Clause] = {}
@@ -315,6 +350,7 @@ class _Build(Transformer):
             windows=windows,
             predicate=predicate,
             neurons=neurons,
+            layer_options=layer_options,
             line=select.line or 0,
             column=select.column or 0,
         )

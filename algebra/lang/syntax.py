@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .predicates import BOOLEAN_COLUMNS as BOOLEAN_COLUMNS
 from .predicates import COLUMNS as COLUMNS
@@ -302,6 +303,7 @@ class Select:
     windows: tuple[Window, ...] = ()
     predicate: Predicate | None = None
     neurons: bool = False
+    layer_options: tuple[tuple[str, Any], ...] = ()
     line: int = position()
     column: int = position()
 
@@ -355,6 +357,7 @@ class Select:
         'select * from f(x) where [0, 8, 0, 8] and pred != label'
         """
         layer = "*" if self.layer is None else _layer_text(self.layer.text)
+        layer += layer_options_text(self.layer_options)
         if self.neurons:  # counterfactual neurons, of a layer or of the decision features
             layer = "neurons" + (
                 "" if self.layer is None else f" of {_layer_text(self.layer.text)}"
@@ -373,6 +376,27 @@ class Select:
         if terms:
             parts.append("where " + " and ".join(terms))
         return " ".join(parts)
+
+
+def layer_options_text(options: tuple[tuple[str, Any], ...]) -> str:
+    """A layer's options as written after its name: ``[call=1, output=0, input]``.
+
+    Examples
+    --------
+    >>> layer_options_text((("call", "all"), ("output", "h"), ("input", True)))
+    "[call=all, output='h', input]"
+    """
+    if not options:
+        return ""
+    parts = []
+    for name, value in options:
+        if value is True:
+            parts.append(name)
+        elif isinstance(value, str) and value != "all":
+            parts.append(f"{name}={quote(value)}")
+        else:
+            parts.append(f"{name}={value}")
+    return "[" + ", ".join(parts) + "]"
 
 
 def _layer_text(text: str) -> str:

@@ -15,6 +15,7 @@ from ..ir import columns as cols
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.layer_calls import LayerCalls
 from ..ir.metrics import Metric
 from ..ir.model import ModelInfo
 from ..ir.neurons import CounterfactualNeurons, mistakes_predicate_class
@@ -123,7 +124,7 @@ def _refuse(what: str) -> NoQueryForm:
 
 
 def _view(view: Node, namer: _Namer, model: ModelInfo | None = None) -> dict[str, Any]:
-    parts: dict[str, Any] = {"layer": None, "windows": ()}
+    parts: dict[str, Any] = {"layer": None, "windows": (), "layer_options": ()}
     while not isinstance(view, Source):
         _view_part(view, parts)
         view = view.children[0]
@@ -141,6 +142,19 @@ def _(view: Window, parts: dict[str, Any]) -> None:
 @_view_part.register
 def _(view: Layer, parts: dict[str, Any]) -> None:
     parts["layer"] = syntax.Name(view.name)
+    parts["layer_options"] = layer_options(view.call, view.output, view.input)
+
+
+def layer_options(call: Any, output: Any, input: bool) -> tuple[tuple[str, Any], ...]:
+    """A layer's options as the query language writes them (defaults left out).
+
+    Examples
+    --------
+    >>> layer_options(1, None, True)
+    (('call', 1), ('input', True))
+    """
+    named = (("call", call), ("output", output), ("input", input or None))
+    return tuple((key, value) for key, value in named if value is not None)
 
 
 @_view_part.register
@@ -202,6 +216,13 @@ def _(node: Attribution, namer: _Namer) -> syntax.Select:
     return syntax.Select(
         **_view(node.view, namer), method=_method(node), target=_target(node.target)
     )
+
+
+@_select.register
+def _(node: LayerCalls, namer: _Namer) -> syntax.Select:
+    first = _select(node.parts[0], namer)
+    options = tuple((k, "all" if k == "call" else v) for k, v in first.layer_options)
+    return syntax.Select(**{**_fields(first), "layer_options": options})
 
 
 @_select.register
@@ -283,6 +304,7 @@ def _fields(select: syntax.Select) -> dict[str, Any]:
         "windows": select.windows,
         "predicate": select.predicate,
         "neurons": select.neurons,
+        "layer_options": select.layer_options,
     }
 
 

@@ -73,6 +73,11 @@ def _target(spec: TargetSpec) -> str:
         return f"{count} unit{'s' if count != 1 else ''} of {spec.value[0]!r}"
     if spec.kind == "topk":
         return f"topk({spec.value})"
+    if spec.kind == "at":  # a class at a position of sequence scores
+        position, classes = spec.value[0], spec.value[1]
+        return f"position {position}: {list(classes) if isinstance(classes, tuple) else classes}"
+    if spec.kind == "generated":
+        return f"{spec.count(None)} generated tokens"
     if spec.kind in ("index", "classes"):
         return str(list(spec.value) if isinstance(spec.value, tuple) else spec.value)
     return spec.kind

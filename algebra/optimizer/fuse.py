@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 
 from ..config import OptimizerOptions, options
 from ..ir.attribution import Attribution
+from ..ir.sequence import SEQUENCE_KINDS
 from ..ir.views import Noise, Source
+from ..kernels.outputs import OutputSpec, scored
 from ..kernels.plan import ExecConfig, Job
 from ..kernels.point_specs import NoiseSpec
 from .physical import PhysicalJob
@@ -49,16 +51,26 @@ def fuse(jobs: tuple[PhysicalJob, ...], rules: OptimizerOptions) -> tuple[Planne
 
 def _freeze(job: PhysicalJob, rules: OptimizerOptions, config: ExecConfig) -> Planned:
     model = job.source.model
+    groups = tuple(replace(g, fuse_targets=rules.fuse_targets) for g in job.groups)
+    # Targets that name positions read the sequence scores flattened, [N, L * V].
+    flat = any(
+        item.target.kind in SEQUENCE_KINDS
+        for g in groups
+        for item in (*g.requests, *g.perturbations)
+    )
+    scores = model.scores or OutputSpec()
+    reference = model.reference
     frozen = Job(
         model.torch_module,
         inputs_of(job.base),
         None if job.source.labels is None else job.source.labels.value,
-        groups=tuple(replace(g, fuse_targets=rules.fuse_targets) for g in job.groups),
+        groups=groups,
         results=tuple(item.output for item in job.items),
-        outputs=model.num_classes,
+        outputs=None if flat else model.num_classes,
         config=config,
-        reference=None if model.reference is None else model.reference.torch_module,
+        reference=None if reference is None else scored(reference.torch_module, reference.scores),
         noise=None if job.noise is None else noise_spec(job.noise),
+        scores=replace(scores, flatten=True) if flat else scores,
     )
     return Planned(job.source, frozen, job.nodes, edited=job.base is not job.source)
 

@@ -192,6 +192,8 @@ def target_spec(target: Target) -> TargetSpec:
     elif target.kind in ("unit", "units"):
         layer, which, count = value  # type: ignore[misc]
         value = (layer, which.value if isinstance(which, Ref) else which, count)
+    elif target.kind == "generated":  # the tokens chosen, [N, steps]
+        value = (value[0].value, *value[1:])  # type: ignore[index]
     return TargetSpec(target.kind, value)  # type: ignore[arg-type]
 
 

@@ -14,6 +14,7 @@ from ..ir.views import Edit, base_of, default_dims, layer_of, noise_of, source_o
 from ..kernels.execute import TaskResult
 from ..kernels.frame import Frame
 from .arrays import host
+from .sequence_labels import position_coords, position_scores, sequence_classes
 
 
 def attributes(node: Attribution) -> dict[str, Any]:
@@ -87,6 +88,7 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
     copies = () if noise is None else ("noise",)
     values, classes_, delta = unfolded(result, n)
     sample = np.asarray(source.ids) if source.ids is not None else np.arange(n)
+    logits = position_scores(target, logits)  # sequence targets: the position explained
     pred = logits.argmax(dim=1)
     coords: dict[str, Any] = {"sample": (("sample",), sample), "pred": (("sample",), host(pred))}
     columns: dict[str, Any] = {
@@ -99,7 +101,7 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
         coords["label"] = (("sample",), host(labels))
         columns["label"] = labels
         columns["correct"] = pred == labels
-    classes = None if classes_ is None else host(classes_)
+    classes = sequence_classes(target, None if classes_ is None else host(classes_))
     if copies:
         coords["noise"] = (("noise",), np.arange(values.shape[2]))
     dim = target.dim
@@ -108,9 +110,9 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
         dims = ("sample", dim, *copies, *feature_dims)
         if delta is not None:
             coords["delta"] = (("sample", dim, *copies), host(delta.transpose(0, 1)))
-        if target.kind == "topk":
-            coords["target"] = (("target",), np.arange(data.shape[1]))
-            class_dims: tuple[str, ...] = ("sample", "target")
+        if target.kind in ("topk", "generated"):  # classes differ per sample
+            coords[dim] = ((dim,), np.arange(data.shape[1]))
+            class_dims: tuple[str, ...] = ("sample", dim)
             class_values = classes.T  # type: ignore[union-attr]
         else:
             coords[dim] = ((dim,), classes[:, 0])  # type: ignore[index]
@@ -123,6 +125,7 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
         class_dims, class_values = ("sample",), None if classes is None else classes[0]
     if target.layer is not None:  # units of a layer: no class is attributed
         class_values = None
+    coords.update(position_coords(target))
     if class_values is not None:
         coords["class"] = (class_dims, class_values)
         if model.classes is not None:

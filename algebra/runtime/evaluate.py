@@ -13,6 +13,7 @@ from typing import Any
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
 from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.layer_calls import LayerCalls
 from ..ir.metrics import Metric
 from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, dispatch_table, entries
@@ -31,7 +32,7 @@ from ..ir.relational import (
 )
 from ..ir.views import source_of
 from ..kernels import frame as ops
-from ..kernels.combine import combine, stack
+from ..kernels.combine import combine, stack, stack_along
 from ..kernels.frame import Frame
 from ..kernels.predicates import evaluate as holds
 from ..kernels.predicates import keep_samples
@@ -77,6 +78,12 @@ def _(node: AntiJoin, frames: dict[str, Frame], cache: dict[str, Frame]) -> Fram
     out = stack(left, right)
     attrs = {k: v for k, v in left.attrs.items() if k != "baseline"}
     return replace(out, attrs={**attrs, "antijoin": "inputs"})
+
+
+@_evaluate.register
+def _(node: LayerCalls, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    out = stack_along([evaluate(part, frames, cache) for part in node.parts], "call")
+    return replace(out, attrs={**out.attrs, "layer": node.layer})
 
 
 @_evaluate.register

@@ -27,6 +27,7 @@ from ..kernels.frame import Frame
 from ..kernels.guard import device_of
 from ..kernels.memory import default_budget
 from ..kernels.metrics import sensitivity_max, uniform_noise
+from ..kernels.outputs import selecting
 from ..optimizer.simplify import inputs_of
 from ..results.metric_frames import metric_frame
 from .evaluate import evaluate
@@ -148,7 +149,9 @@ def _streams(
         x = materialize(inputs_of(base_of(attr.view)), made)
         baseline = next((_baseline(m)[0] for m, _, _ in members if m.kind != "infidelity"), 0.0)
         tasks = [task for _, _, task in members]
-        results, _ = run_metrics(module, x, tasks, baseline, _budget(module, x, rules))
+        scores = source_of(attr.view).model.scores  # as ia.model(output=, position=) reads
+        with selecting(module, scores):
+            results, _ = run_metrics(module, x, tasks, baseline, _budget(module, x, rules))
         for metric, child, task in members:
             r = results[task.key]
             out[metric.token] = metric_frame(child, metric.kind, metric.params, r.values, r.area)

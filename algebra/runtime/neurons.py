@@ -22,6 +22,7 @@ from ..kernels.counterfactual import Counterfactuals, Votes, counterfactual_delt
 from ..kernels.decision import PROBE_ROWS, Decision, check_class, find_decision
 from ..kernels.edits import materialize
 from ..kernels.mistakes import BATCH, decision_pass, mistakes_of
+from ..kernels.outputs import selecting
 from ..kernels.predicates import evaluate as holds
 from ..optimizer.simplify import inputs_of
 from ..results.neurons import counterfactual_dataset
@@ -68,7 +69,8 @@ def search(node: CounterfactualNeurons) -> Search:
             f"top: {node.top} votes per mistake, but the decision layer {decision.head!r} has "
             f"only {decision.neurons} neurons"
         )
-    logits, z = decision_pass(module, decision, x)
+    with selecting(module, source.model.scores):  # its scores, as ia.model(output=) reads
+        logits, z = decision_pass(module, decision, x)
     device = logits.device
     labels = source.labels.value.to(device)  # type: ignore[union-attr]
     pred = logits.argmax(1)

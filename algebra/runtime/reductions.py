@@ -20,6 +20,7 @@ import torch
 
 from ..ir.attribution import Attribution
 from ..ir.joins import AntiJoin, Disagreement, Join
+from ..ir.layer_calls import LayerCalls
 from ..ir.metrics import Metric
 from ..ir.neurons import CounterfactualNeurons
 from ..ir.node import Node, dispatch_table, entries, walk
@@ -120,7 +121,7 @@ def _(node: Attribution, states: tuple[str, ...]) -> str:
     return ROWS
 
 
-@entries(_flow, (Join, AntiJoin, Disagreement, Abs, Square))
+@entries(_flow, (Join, AntiJoin, Disagreement, LayerCalls, Abs, Square))
 def _(node: Node, states: tuple[str, ...]) -> str:
     return _passed(states, node.op)
 
