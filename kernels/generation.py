@@ -94,7 +94,7 @@ def greedy(
     >>> class Next(torch.nn.Module):            # scores favour token (t + 1) mod 5
     ...     def forward(self, ids):
     ...         return emb(ids).roll(1, -1)
-    >>> tokens, inputs, vocabulary = greedy(Next(), torch.tensor([[0, 1], [2, 3]]), 3)
+    >>> tokens, inputs, vocabulary = greedy(Next().eval(), torch.tensor([[0, 1], [2, 3]]), 3)
     >>> tokens, inputs, vocabulary
     (tensor([[2, 3, 4],
             [4, 0, 1]]), tensor([[0, 1, 2, 3],

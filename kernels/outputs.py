@@ -293,18 +293,6 @@ class Scored(torch.nn.Module):
         return scores(self.inner(*args, **kwargs), self.spec)
 
 
-def scored(module: torch.nn.Module, spec: OutputSpec | None) -> torch.nn.Module:
-    """``module`` itself for the default spec, else it wrapped in :class:`Scored`.
-
-    Examples
-    --------
-    >>> net = torch.nn.Linear(2, 3)
-    >>> scored(net, None) is net, type(scored(net, OutputSpec(position=-1))).__name__
-    (True, 'Scored')
-    """
-    return module if spec is None or spec.default else Scored(module, spec)
-
-
 _probed: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..ir.model import ModelInfo
 from ..ir.node import Ref
 from ..kernels.difference import Difference
-from ..kernels.outputs import scored
+from ..kernels.outputs import Scored
 
 
 def difference_of(left: ModelInfo, right: ModelInfo) -> ModelInfo:
@@ -28,7 +28,7 @@ def difference_of(left: ModelInfo, right: ModelInfo) -> ModelInfo:
             "compares the same classes"
         )
     module = Difference(
-        scored(left.torch_module, left.scores), scored(right.torch_module, right.scores)
+        Scored(left.torch_module, left.scores), Scored(right.torch_module, right.scores)
     )
     return ModelInfo(
         Ref(module, f"model:difference:{left.token}:{right.token}"),

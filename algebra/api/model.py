@@ -248,7 +248,8 @@ def model(
     >>> m = ia.model(net, name="mlp", classes=["a", "b", "c"])
     >>> m.layer_names
     ('0', '1', '2')
-    >>> lm = ia.model(torch.nn.Linear(4, 6), output=lambda out: out.reshape(-1, 3, 2), position=-1)
+    >>> lin = torch.nn.Linear(4, 6).eval()
+    >>> lm = ia.model(lin, output=lambda out: out.reshape(-1, 3, 2), position=-1)
     >>> lm.on(torch.rand(5, 4)).saliency("pred").compute().sizes
     Frozen({'sample': 5, 'feature': 4})
     """

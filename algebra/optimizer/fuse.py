@@ -13,7 +13,7 @@ from ..config import OptimizerOptions, options
 from ..ir.attribution import Attribution
 from ..ir.sequence import SEQUENCE_KINDS
 from ..ir.views import Noise, Source
-from ..kernels.outputs import OutputSpec, scored
+from ..kernels.outputs import OutputSpec, Scored
 from ..kernels.plan import ExecConfig, Job
 from ..kernels.point_specs import NoiseSpec
 from .physical import PhysicalJob
@@ -68,7 +68,7 @@ def _freeze(job: PhysicalJob, rules: OptimizerOptions, config: ExecConfig) -> Pl
         results=tuple(item.output for item in job.items),
         outputs=None if flat else model.num_classes,
         config=config,
-        reference=None if reference is None else scored(reference.torch_module, reference.scores),
+        reference=None if reference is None else Scored(reference.torch_module, reference.scores),
         noise=None if job.noise is None else noise_spec(job.noise),
         scores=replace(scores, flatten=True) if flat else scores,
     )
