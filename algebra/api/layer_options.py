@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ir.layer_keys import check_layer_options
 from ..ir.node import Node
-from ..ir.views import Layer, check_layer_options, source_of
+from ..ir.views import Layer, source_of
 from ..kernels.layer_calls import element
 from ..kernels.probes import layer_calls
 from .outputs import first_sample

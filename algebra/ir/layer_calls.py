@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .attribution import Attribution
+from .layer_keys import layer_key
 from .node import Node
-from .views import Layer, Window, layer_key
+from .views import Layer, Window
 
 
 def at_call(view: Node, call: int) -> Node:

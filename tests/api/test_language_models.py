@@ -108,6 +108,11 @@ def test_targets_at_a_position(lm, prompts, parity64):
     assert float(abs(two.isel(dim_1=slice(3, None))).max()) == 0  # causal: later tokens are 0
     # the pred column reads the position explained
     assert (two.pred.values == lm(prompts)["logits"][:, 2].argmax(1).numpy()).all()
+    words = [f"w{i}" for i in range(VOCAB)]
+    named = ia.model(lm, classes=words).on(prompts).saliency(ia.at(-2, [0, 9])).compute()
+    assert named.class_name.values.tolist() == ["w0", "w9"]
+    with pytest.raises(ValueError, match="classes: 3 class names were given, but the model has 11"):
+        ia.model(lm, classes=words[:3]).on(prompts).saliency(ia.at(-2, 0))
 
 
 def test_targets_at_several_positions_share_one_backward(lm, prompts, counting, passes):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from algebra.ir.views import layer_key
+from algebra.ir.layer_keys import layer_key
 from algebra.kernels.capture import captured, replaced
 from algebra.kernels.layer_calls import LayerSite
 
