@@ -151,10 +151,14 @@ def pick(out: Any, select: Any) -> torch.Tensor:
         logits = _logits(out)
         if logits is not None:
             return logits
-        hint = "output=0 (an element)" if isinstance(out, (tuple, list)) else "output='name'"
+        hint = (
+            "an element's index (output=0)"
+            if isinstance(out, (tuple, list))
+            else "a field or key name (output='scores')"
+        )
         raise ValueError(
             f"model: its forward returns {describe(out)}, not a tensor of scores; choose the "
-            f"scores with ia.model(module, {hint}, or a callable)"
+            f"scores with ia.model(module, output=...): {hint}, or a callable"
         )
     if callable(select):
         value = select(out)

@@ -128,6 +128,12 @@ def checked_target(view: Node, target: Target) -> Target:
     if spec.default and target.kind != "at":
         return target
     x = first_sample(source.inputs.value)
+    if x is None and target.kind == "at":
+        raise ValueError(
+            f"target: {target.describe()} is counted on the model's sequence, from a probe of "
+            "the first sample, but these inputs are read lazily; give the model a position "
+            "(ia.model(module, position=...)) instead"
+        )
     if x is None:  # lazy inputs: checked when computed
         return target
     shape = output_shape(info.torch_module, x, spec.select)

@@ -118,7 +118,7 @@ def test_models_read_differently_are_different_models(mlp64):
         ),
         ("namedtuple", "logitz", r"has no 'logitz'. Did you mean 'logits'\?"),
         ("tuple", 2, r"output: index 2 is outside the 2 elements the model's forward returns"),
-        ("tuple", None, r"choose the scores with ia.model\(module, output=0"),
+        ("tuple", None, r"ia.model\(module, output=...\): an element's index \(output=0\)"),
         ("nested", None, r"returns a dict with keys 'heads', not a tensor of scores"),
         ("nested", "heads", r"output: 'heads' gives a dict with keys 'cls', not a tensor"),
     ],
@@ -199,3 +199,19 @@ def test_a_hugging_face_model_output_is_found_by_itself(mlp64, features64, parit
     ours = ia.model(Classifier().eval()).on(features64).integrated_gradients("all").compute()
     plain = ia.model(mlp64).on(features64).integrated_gradients("all").compute()
     parity64(ours, torch.from_numpy(plain.values))
+
+
+def test_neuron_visualisation_reads_the_selected_scores():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+    wrapped = Wrapped(cnn, "tuple").eval()
+    with ia.set_options(progress=False):
+        ours = ia.model(wrapped, output=1).visualize("inner.1", [0], cls=2, steps=3, size=6, seed=0)
+        theirs = ia.model(cnn).visualize("1", [0], cls=2, steps=3, size=6, seed=0)
+        with pytest.raises(ValueError, match=r"tuple of 2 elements, not a tensor of scores"):
+            ia.model(wrapped).visualize("inner.1", [0], cls=2, steps=3, size=6, seed=0)
+    np_ours, np_theirs = ours.images.values, theirs.images.values
+    torch.testing.assert_close(torch.from_numpy(np_ours), torch.from_numpy(np_theirs))

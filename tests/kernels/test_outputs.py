@@ -53,9 +53,9 @@ def test_names_indices_and_callables():
         (
             (torch.ones(1), torch.ones(1)),
             None,
-            r"choose the scores with ia.model\(module, output=0",
+            r"ia.model\(module, output=...\): an element's index \(output=0\)",
         ),
-        ({"hidden": torch.ones(1)}, None, "output='name'"),
+        ({"hidden": torch.ones(1)}, None, "a field or key name \\(output='scores'\\)"),
     ],
 )
 def test_what_is_not_there_names_output(returned, select, message):
