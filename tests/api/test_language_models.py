@@ -293,5 +293,7 @@ def test_positions_on_inputs_read_lazily(lm, prompts):
     ours = ia.model(lm, position=-1).on(lazy).saliency("pred").compute()
     plain = ia.model(lm, position=-1).on(prompts).saliency("pred").compute()
     np.testing.assert_allclose(ours.values, plain.values, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"these inputs are read lazily; give the model a position"):
+    with pytest.raises(
+        ValueError, match=r"these inputs are read lazily; give the model a position"
+    ):
         ia.model(lm).on(lazy).saliency(ia.at(-1, 1))

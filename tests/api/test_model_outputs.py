@@ -204,7 +204,10 @@ def test_a_hugging_face_model_output_is_found_by_itself(mlp64, features64, parit
 def test_neuron_visualisation_reads_the_selected_scores():
     torch.manual_seed(0)
     cnn = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(4, 3),
     ).eval()
     wrapped = Wrapped(cnn, "tuple").eval()
