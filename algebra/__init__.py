@@ -12,7 +12,7 @@ The packages follow a query's flow: ``api`` (what users call) builds ``ir`` node
 ``results`` labels them as xarray; ``lang`` is the query language, ``cli`` the command line.
 """
 
-from .api import guides
+from .api import attacks, guides
 from .api.bind import query
 from .api.dataset_expr import DatasetExpr
 from .api.expr import Expr
@@ -40,6 +40,7 @@ __all__ = [
     "QuerySyntaxError",
     "Session",
     "Target",
+    "attacks",
     "classes",
     "col",
     "compute",
