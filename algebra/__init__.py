@@ -26,6 +26,7 @@ from .ir.targets import Target, classes, topk
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import dataset_plot as dataset_plot  # ``.ia`` on NeuroInspect Datasets
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
+from .results.stack import stack
 from .runtime.session import Session, compute, explain, session
 
 __version__ = "0.1.0"
@@ -53,5 +54,6 @@ __all__ = [
     "query",
     "session",
     "set_options",
+    "stack",
     "topk",
 ]
