@@ -287,6 +287,7 @@ def spurious_model(
     epochs: int = 10,
     head_epochs: int = 20,
     progress: Callable[[], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> nn.Sequential:
     """The model with the shortcut, built like a fine-tuned pretrained network.
 
@@ -298,7 +299,8 @@ def spurious_model(
     2. *Fine-tuning* (the decision layer): a fresh ``fc`` is fit on the backbone's frozen,
        pooled features of the biased training split, where the mark accompanies the class.
 
-    ``progress`` is called after every training batch (:func:`spurious_steps` in all).
+    ``progress`` is called after every training batch (:func:`spurious_steps` in all);
+    the model is trained on ``device`` (default: the CPU), the data moved batch by batch.
 
     Examples
     --------
@@ -312,9 +314,9 @@ def spurious_model(
     keep = (y != task.cls) | (torch.rand(len(y), generator=gen) < share)
     marked = torch.rand(len(y), generator=gen) < 0.5
     torch.manual_seed(seed)
-    model = small_cnn(width=width)
+    model = small_cnn(width=width).to(device)
     features = model.fc.in_features
-    model.fc = nn.Linear(features, 11)
+    model.fc = nn.Linear(features, 11).to(device)
     train_classifier(
         model,
         add_mark(x, marked)[keep],
@@ -324,10 +326,10 @@ def spurious_model(
         extra=marked[keep],
         progress=progress,
     )
-    model.fc = nn.Linear(features, 10)
+    model.fc = nn.Linear(features, 10).to(device)
     backbone = nn.Sequential(*list(model.children())[:-1]).eval()
     with torch.no_grad():
-        z = backbone(task.x_train)
+        z = backbone(task.x_train.to(device))
     train_classifier(model.fc, z, task.y_train, head_epochs, seed=seed, progress=progress)
     return model.eval()
 

@@ -97,17 +97,19 @@ def train_classifier(
     # Cosine decay to 0: the last epochs settle, so the batch-norm statistics match the weights.
     total = steps(len(x), epochs, batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / total)))
+    device = next(model.parameters()).device  # data may stay on the CPU: batches move
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(x), generator=gen).split(batch_size):
             opt.zero_grad()
-            out = model(x[batch])
+            out = model(x[batch].to(device))
+            target = y[batch].to(device)
             if extra is None:
-                loss = nn.functional.cross_entropy(out, y[batch])
+                loss = nn.functional.cross_entropy(out, target)
             else:
-                loss = nn.functional.cross_entropy(out[:, :-1], y[batch])
+                loss = nn.functional.cross_entropy(out[:, :-1], target)
                 loss = loss + nn.functional.binary_cross_entropy_with_logits(
-                    out[:, -1], extra[batch].to(out.dtype)
+                    out[:, -1], extra[batch].to(device, out.dtype)
                 )
             loss.backward()
             opt.step()
@@ -116,8 +118,9 @@ def train_classifier(
                 progress()
     model.eval()
     with torch.no_grad():
-        out = model(x)
-        return float(((out if extra is None else out[:, :-1]).argmax(1) == y).float().mean())
+        out = model(x.to(device))
+        right = (out if extra is None else out[:, :-1]).argmax(1) == y.to(device)
+        return float(right.float().mean())
 
 
 def steps(n: int, epochs: int, batch_size: int = 64) -> int:
