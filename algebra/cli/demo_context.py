@@ -224,3 +224,30 @@ class Context:
         steps = dd.spurious_steps(task, seed=self.seed, epochs=epochs, head_epochs=head)
         blank = functools.partial(nets.small_cnn, width=s.width)
         return self.wrap(trained(recipe, blank, fit, steps, self.device, self.cache), "spurious")
+
+
+def outputs(m: Model, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The model's softmax probabilities on ``x`` (on the CPU), in eval mode, no gradients.
+
+    Examples
+    --------
+    >>> m = model(torch.nn.Linear(4, 3).eval())
+    >>> outputs(m, torch.rand(5, 4)).sum(1).round(decimals=4).tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    device = next(m.module.parameters()).device
+    with torch.no_grad():
+        parts = [m.module(rows.to(device)).softmax(1).cpu() for rows in x.split(batch)]
+    return torch.cat(parts)
+
+
+def predict(m: Model, x: torch.Tensor) -> torch.Tensor:
+    """The model's predicted classes on ``x`` (on the CPU).
+
+    Examples
+    --------
+    >>> m = model(torch.nn.Linear(4, 3).eval())
+    >>> predict(m, torch.rand(5, 4)).shape
+    torch.Size([5])
+    """
+    return outputs(m, x).argmax(1)

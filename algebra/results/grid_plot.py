@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .images import images_of
-from .titles import PANEL_DIMS, header, panel_title, wrap
+from .titles import PANEL_DIMS, header, panel_title, row_label, wrap
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,8 +53,8 @@ def grid_figure(
     >>> fig = grid_figure(r, row="layer", col="sample")
     >>> [ax.get_label() for ax in fig.axes][:2]
     ['panel layer=0 sample=0', 'panel layer=0 sample=1']
-    >>> fig.axes[2].get_title().splitlines()[0]
-    'sample 0, layer b'
+    >>> fig.axes[2].get_title(), fig.axes[2].get_ylabel()  # rows are labelled on the left
+    ('sample 0', 'layer b')
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import Normalize
@@ -99,6 +99,7 @@ def grid_figure(
     axes = fig.subplots(nrows, ncols, squeeze=False)
     limits = limits_of(values)
     heat_axes, mappable = [], None
+    labelled = [d for d in rows if d not in ("sample", "side", "target")] if cols else []
     for i, rkey in enumerate(row_keys):
         for j, ckey in enumerate(col_keys):
             index = dict(zip(panel, (*rkey, *ckey), strict=True))
@@ -113,7 +114,9 @@ def grid_figure(
             }
             under = picture(index) if picture is not None and overlay else None
             mappable = draw(ax, heat, under, alpha, style, result, features)
-            ax.set_title(panel_title(shown, index), fontsize=7)
+            ax.set_title(panel_title(shown, index, hide=labelled), fontsize=7)
+            if j == 0 and labelled:
+                ax.set_ylabel(", ".join(row_label(shown, d, index) for d in labelled), fontsize=8)
             heat_axes.append(ax)
             if not shared:
                 bar = fig.colorbar(scale(mappable), ax=ax, shrink=0.8)
@@ -150,8 +153,8 @@ def panel_axes(
     both = set(rows) & set(cols)
     if both:
         raise ValueError(f"row and col both name {sorted(both)}; give each dim one place")
-    stacked = result.attrs.get("stacked", "")
-    default = [d for d in (*PANEL_DIMS, stacked) if d in result.dims]
+    stacked = str(result.attrs.get("stacked", "")).split()
+    default = [d for d in (*PANEL_DIMS, *stacked) if d in result.dims]
     rest = [d for d in default if d not in rows and d not in cols]
     if not rows and not cols:
         if "sample" not in result.dims and not default:

@@ -13,7 +13,11 @@ from .titles import PANEL_DIMS
 
 
 def stack(
-    results: Mapping[str, xr.DataArray], dim: str, *, size: tuple[int, int] | None = None
+    results: Mapping[str, xr.DataArray],
+    dim: str,
+    *,
+    size: tuple[int, int] | None = None,
+    normalize: bool = False,
 ) -> xr.DataArray:
     """Stack the maps of several results along a new dim ``dim``, labelled by the keys.
 
@@ -23,8 +27,9 @@ def stack(
     (``sample``, ``target``, ``side``) must agree. Per-sample coordinates that differ
     between the results (``pred`` of benign and adversarial inputs) get the new dim too;
     coordinates that some results lack are dropped.
-    Attributes equal in all results are kept, and ``stacked`` names the new dim, so
-    ``.ia.plot()`` lays it out as a panel dim.
+    Attributes equal in all results are kept, and ``stacked`` names the new dim (and
+    those of stacked results stacked again), so ``.ia.plot()`` lays them out as panel
+    dims.
 
     Parameters
     ----------
@@ -34,6 +39,9 @@ def stack(
         The name of the new dim (``"layer"``, ``"method"``, ``"input"``, ...).
     size
         The ``(rows, cols)`` of the stacked maps.
+    normalize
+        Divide each map (after summing) by its largest magnitude, so that layers of very
+        different scales share one colour scale; all-zero maps stay zero.
 
     Returns
     -------
@@ -52,6 +60,9 @@ def stack(
     >>> grid.dims, grid.layer.values.tolist(), grid.attrs["stacked"]
     (('layer', 'sample', 'y', 'x'), ['1', '2'], 'layer')
     >>> fig = grid.ia.plot(row="layer", col="sample")
+    >>> twice = ia.stack({"a": grid, "b": grid}, "input")  # a stack of stacks
+    >>> twice.dims, twice.attrs["stacked"]
+    (('input', 'layer', 'sample', 'y', 'x'), 'input layer')
     """
     if not isinstance(dim, str) or not dim:
         raise TypeError(f"dim: expected the new dim's name (a string); got {dim!r}")
@@ -63,7 +74,8 @@ def stack(
             raise TypeError(f"results: {name!r} is a {type(result).__name__}, not a DataArray")
         if dim in result.dims:
             raise ValueError(f"dim: {name!r} already has a dim {dim!r}; choose another name")
-        panel = [d for d in result.dims if d in PANEL_DIMS]
+        earlier = result.attrs.get("stacked", "").split()  # stacks of stacks keep their dims
+        panel = [d for d in result.dims if d in PANEL_DIMS or d in earlier]
         features = [d for d in result.dims if d not in panel]
         if len(features) < 2:
             raise ValueError(
@@ -71,6 +83,9 @@ def stack(
                 "with two spatial dims"
             )
         summed = result.sum(features[:-2], keep_attrs=True) if features[:-2] else result
+        if normalize:
+            peak = abs(summed).max(features[-2:])
+            summed = (summed / peak.where(peak > 0, 1)).assign_attrs(summed.attrs)
         arrays[name] = summed.rename(dict(zip(features[-2:], ("y", "x"), strict=True)))
     panels = {tuple(a.dims[:-2]) for a in arrays.values()}
     if len(panels) > 1:
@@ -90,7 +105,8 @@ def stack(
         join="outer",
         combine_attrs="drop_conflicts",
     )
-    out.attrs["stacked"] = dim
+    earlier = [d for d in next(iter(arrays.values())).dims if d not in PANEL_DIMS][:-2]
+    out.attrs["stacked"] = " ".join([dim, *earlier])
     return out
 
 

@@ -29,10 +29,16 @@ def _names_of_classes(result: xr.DataArray) -> dict[Any, str]:
 
 
 def panel_title(
-    result: xr.DataArray, index: dict[str, int], only: Sequence[str] | None = None
+    result: xr.DataArray,
+    index: dict[str, int],
+    only: Sequence[str] | None = None,
+    hide: Sequence[str] = (),
 ) -> str:
     """A panel's title: its sample (and side, and stacked dims), the class explained, and
     the predicted and true labels, with class names where they say more than the index.
+
+    ``only`` keeps those dims of ``index``; the dims in ``hide`` are not named (a row
+    label names them) but still pick the panel's coordinates.
 
     Examples
     --------
@@ -42,28 +48,41 @@ def panel_title(
     'sample 0\\npred 3, label 5'
     """
     index = {d: i for d, i in index.items() if only is None or d in only}
+    named = {d: i for d, i in index.items() if d not in hide}
     sample = _coord(result, "sample", index)
-    first = [f"sample {index['sample'] if sample is None else sample}"] if "sample" in index else []
-    if "side" in index:
+    first = [f"sample {index['sample'] if sample is None else sample}"] if "sample" in named else []
+    if "side" in named:
         side = _coord(result, "side", index)
         first = [(first[0] + " " if first else "") + f"({side or index['side']})"]
-    for dim in index:
+    for dim in named:
         if dim not in PANEL_DIMS:
-            value = _coord(result, dim, index)
-            first.append(f"{dim} {index[dim] if value is None else value}")
+            first.append(row_label(result, dim, index))
     lines = [", ".join(first)] if first else []
-    named = _names_of_classes(result)
+    names = _names_of_classes(result)
     klass, name = _coord(result, "class", index), _coord(result, "class_name", index)
     if klass is not None:
-        lines.append(f"class {klass}" + (f" {name}" if name not in (None, "") else ""))
+        lines.append(f"class {klass}" + (f" {name}" if name not in (None, "", str(klass)) else ""))
     elif "target" in index:
         target = _coord(result, "target", index)
         lines.append(f"target {index['target'] if target is None else target}")
     known = [(k, _coord(result, k, index)) for k in ("pred", "label")]
-    shown = [f"{k} {v}" + (f" ({named[v]})" if v in named else "") for k, v in known if v is not None]  # fmt: skip
+    shown = [f"{k} {v}" + (f" ({names[v]})" if v in names else "") for k, v in known if v is not None]  # fmt: skip
     if shown:
         lines.append(", ".join(shown))
     return "\n".join(lines)
+
+
+def row_label(result: xr.DataArray, dim: str, index: dict[str, int]) -> str:
+    """``"<dim> <value>"`` for a panel dim, e.g. ``"layer block2"``.
+
+    Examples
+    --------
+    >>> r = xr.DataArray(np.zeros((2, 1)), dims=("layer", "x"), coords={"layer": ["a", "b"]})
+    >>> row_label(r, "layer", {"layer": 1})
+    'layer b'
+    """
+    value = _coord(result, dim, index)
+    return f"{dim} {index[dim] if value is None else value}"
 
 
 def wrap(parts: list[str], width: int) -> list[str]:

@@ -31,7 +31,8 @@ def test_rows_and_cols_lay_out_any_dims():
         "panel layer=0 sample=1",
         "panel layer=1 sample=0",
     ]
-    assert "layer b" in _panels(fig)[2].get_title()
+    assert _panels(fig)[2].get_ylabel() == "layer b" and "layer" not in _panels(fig)[2].get_title()
+    assert _panels(fig)[3].get_ylabel() == ""  # only the first column says
     assert "summed over layer" in r.ia.plot(row="sample").get_suptitle()  # a feature dim
     r.attrs["stacked"] = "layer"  # as ia.stack marks it: a panel dim by default
     transposed = r.ia.plot(row="sample")  # the other panel dims go across
@@ -130,6 +131,12 @@ def test_stack_resamples_layers_and_keeps_differing_coords(cnn, images):
     assert pair.input.values.tolist() == ["benign", "adversarial"]
     small = ia.stack(maps, "layer", size=(2, 2))
     assert small.sizes["y"] == 2
+    scaled = ia.stack(maps, "layer", normalize=True)
+    np.testing.assert_allclose(abs(scaled).max(["y", "x"]).values, 1.0)
+    np.testing.assert_allclose(
+        scaled.sel(layer="pool"),
+        grid.sel(layer="pool") / abs(grid.sel(layer="pool")).max(["y", "x"]),
+    )
 
 
 def test_stack_refuses_what_does_not_stack(cnn, images, mlp, features):
