@@ -15,8 +15,9 @@ import torch
 
 from .report import check_targets, format_targets, format_workload, write_json
 from .runner import run_workload
+from .scaleout import format_scaleout, run_scaleout
 from .verify import verify
-from .workloads import WORKLOADS, select
+from .workloads import WORKLOADS, ScaleOut, Workload, select
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.verify:
-        ok = verify(select(args.workloads, quick=True), device, log=print)
+        chosen = [w for w in select(args.workloads, quick=True) if isinstance(w, Workload)]
+        ok = verify(chosen, device, log=print)
         print("verify: all agree" if ok else "verify: DISAGREEMENT (see FAIL lines)")
         return 0 if ok else 1
 
@@ -154,9 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for workload in workloads:
         _log(f"== {workload.name}")
-        result = run_workload(workload, device, args.repeat, log=_log, verbose=args.verbose)
+        if isinstance(workload, ScaleOut):
+            result = run_scaleout(workload, device, args.repeat, log=_log)
+            text = format_scaleout(result)
+        else:
+            result = run_workload(workload, device, args.repeat, log=_log, verbose=args.verbose)
+            text = format_workload(result)
         results.append(result)
-        print(format_workload(result) + "\n", flush=True)
+        print(text + "\n", flush=True)
     checked = check_targets(results, device.type)
     if checked:
         print("targets" + (" (at --quick sizes)" if args.quick else "") + ":")

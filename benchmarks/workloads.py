@@ -54,7 +54,31 @@ class Workload:
         return self.images * per_sample
 
 
-WORKLOADS: dict[str, Workload] = {
+@dataclass(frozen=True)
+class ScaleOut:
+    """The same expressions in process and on dask (``benchmarks/scaleout.py``).
+
+    ``saliency`` for every class (``all``: 10 maps per image) or for ``pred``, plus
+    integrated gradients of ``pred`` with ``ig_steps`` steps (none when 0), on ``images``
+    images; dask runs them on a LocalCluster of ``workers`` single-threaded processes and
+    on the local ``threads`` scheduler.
+    """
+
+    name: str
+    description: str
+    images: int
+    ig_steps: int
+    saliency: str = "all"
+    workers: int = 2
+
+    @property
+    def attributions(self) -> int:
+        """Attribution maps produced: samples x targets, summed over the requests."""
+        per_sample = (NUM_CLASSES if self.saliency == "all" else 1) + (1 if self.ig_steps else 0)
+        return self.images * per_sample
+
+
+WORKLOADS: dict[str, Workload | ScaleOut] = {
     w.name: w
     for w in (
         Workload(
@@ -109,14 +133,27 @@ WORKLOADS: dict[str, Workload] = {
             memo=True,
             model="wide146",
         ),
+        ScaleOut(
+            "scaleout",
+            "512 images: saliency x 10 classes, IG (16 steps) x pred; in process vs dask",
+            images=512,
+            ig_steps=16,
+        ),
+        ScaleOut(
+            "dasksmall",
+            "8 images: saliency x pred (interactive latency); the dask path's overhead",
+            images=8,
+            ig_steps=0,
+            saliency="pred",
+        ),
     )
 }
 
 # Smaller sizes for a smoke run (--quick); the requests stay the same.
-_QUICK = {"ig1024": {"ig_steps": 128}}
+_QUICK = {"ig1024": {"ig_steps": 128}, "scaleout": {"images": 128}}
 
 
-def select(names: list[str] | None, quick: bool = False) -> list[Workload]:
+def select(names: list[str] | None, quick: bool = False) -> list[Workload | ScaleOut]:
     """The workloads to run, in the order given (all of them when ``names`` is empty).
 
     Parameters
@@ -128,7 +165,7 @@ def select(names: list[str] | None, quick: bool = False) -> list[Workload]:
 
     Returns
     -------
-    list of Workload
+    list of Workload or ScaleOut
 
     Raises
     ------

@@ -42,6 +42,7 @@ LAZY = {
     "sklearn",
     "tqdm",
     "open_clip",
+    "cloudpickle",
 }
 TORCH_FREE = ("ir", "optimizer", "lang", "config", "errors")
 

@@ -251,9 +251,16 @@ class Expr(MetricMethods):
         """
         return bound(to_query(self.node, plain_names(names))[1])
 
-    def compute(self, optimize: bool = True, session: Session | None = None) -> xarray.DataArray:
+    def compute(
+        self,
+        optimize: bool = True,
+        session: Session | None = None,
+        client: Any = None,
+        scheduler: str | None = None,
+        progress: bool = False,
+    ) -> xarray.DataArray:
         """Run the expression and return its labelled result (see :func:`algebra.compute`,
-        which takes the same keywords).
+        which takes the same keywords: ``client`` or ``scheduler`` run it on dask).
 
         Examples
         --------
@@ -261,8 +268,18 @@ class Expr(MetricMethods):
         >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> q.saliency(1).compute().shape
         (2, 4)
+        >>> r = q.saliency(1).compute(scheduler="threads")
+        >>> r.shape, type(r.data).__name__
+        ((2, 4), 'Array')
         """
-        (result,) = compute(self, optimize=optimize, session=session)
+        (result,) = compute(
+            self,
+            optimize=optimize,
+            session=session,
+            client=client,
+            scheduler=scheduler,
+            progress=progress,
+        )
         return result
 
     def explain(self, optimized: bool = True) -> str:

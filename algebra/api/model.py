@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import xarray as xr
 
 from ..ir.model import ModelInfo
 from ..ir.node import Ref
@@ -15,6 +16,7 @@ from .bindings import wrap
 from .difference import difference_of
 from .inspect import NeuronInspection
 from .query import Query
+from .sources import lazy_inputs, unlabelled_xarray
 
 
 class Model(NeuronInspection):
@@ -104,20 +106,29 @@ class Model(NeuronInspection):
         labels: Any = None,
         ids: Sequence[Any] | None = None,
         dims: Sequence[str] | None = None,
+        batch_size: int | None = None,
     ) -> Query:
         """Start a lazy query of this model on a batch of inputs; nothing runs yet.
 
         Parameters
         ----------
-        inputs : torch.Tensor
-            A floating-point batch ``[N, ...]`` (NumPy arrays are accepted).
-        labels : torch.Tensor or sequence of int, optional
+        inputs : torch.Tensor, numpy.ndarray, dask array, xarray.DataArray, Dataset or DataLoader
+            A floating-point batch ``[N, ...]``. A dask array (or a ``DataArray`` backed by
+            one, e.g. opened from Zarr), a torch ``Dataset`` (of inputs or ``(input,
+            label)`` pairs) or a ``DataLoader`` (not shuffled) is read chunk by chunk when
+            computed (see ``docs/scale-out.md``). A ``DataArray``'s first dim holds the
+            samples; its other dims name ``dims``, its index gives ``ids`` and its
+            ``label`` coordinate the labels, unless given.
+        labels : torch.Tensor, sequence of int, dask array or str, optional
             One integer label per sample; enables the ``"label"`` target and coordinate.
+            With a ``DataArray``, the name of a coordinate along its samples.
         ids : sequence, optional
             Sample identifiers, used as the ``sample`` coordinate (default ``0..N-1``).
         dims : sequence of str, optional
             Names of the non-batch input dimensions (default ``channel, y, x`` for images,
             ``feature`` for vectors, ``dim_1, ...`` otherwise).
+        batch_size : int, optional
+            For a ``Dataset``: items collated at a time (default: a chunk's worth).
 
         Returns
         -------
@@ -129,25 +140,40 @@ class Model(NeuronInspection):
         >>> m = ia.model(torch.nn.Linear(4, 3))
         >>> m.on(torch.rand(5, 4), labels=[0, 1, 2, 0, 1])
         Query(Linear on inputs [5, 4])
+        >>> data = torch.utils.data.TensorDataset(torch.rand(100, 4), torch.randint(0, 3, (100,)))
+        >>> m.on(data, batch_size=32)
+        Query(Linear on inputs [100, 4])
         """
-        x = as_inputs(inputs, model_dtype(self.module))
+        if isinstance(inputs, xr.DataArray):
+            inputs, labels, ids, dims = unlabelled_xarray(inputs, labels, ids, dims)
+        dtype = model_dtype(self.module)
+        lazy = lazy_inputs(inputs, labels, batch_size, dtype, self.num_classes)
+        if lazy is not None:
+            inputs_ref = Ref(lazy, lazy.token)
+            labels_ref = None if lazy.labels_token is None else Ref(lazy, lazy.labels_token)
+            return self._on(inputs_ref, labels_ref, tuple(lazy.shape), ids, dims)
+        x = as_inputs(inputs, dtype)
         y = None if labels is None else as_labels(labels, x.shape[0], self.num_classes)
+        labels_ref = None if y is None else Ref(y, content_token(y))
+        return self._on(Ref(x, fingerprint(x)), labels_ref, tuple(x.shape), ids, dims)
+
+    def _on(
+        self,
+        inputs: Ref,
+        labels: Ref | None,
+        shape: tuple[int, ...],
+        ids: Sequence[Any] | None,
+        dims: Sequence[str] | None,
+    ) -> Query:
         if isinstance(dims, str) or (
             dims is not None and not all(isinstance(d, str) for d in dims)
         ):
             raise TypeError(f"dims: expected a sequence of names (str); got {dims!r}")
         if isinstance(ids, str):
             raise TypeError(f"ids: expected one id per sample; got the string {ids!r}")
-        names = default_dims(x.ndim) if dims is None else tuple(dims)
+        names = default_dims(len(shape)) if dims is None else tuple(dims)
         sample_ids = None if ids is None else tuple(_plain(i) for i in _listed(ids))
-        source = Source(
-            model=self.info,
-            inputs=Ref(x, fingerprint(x)),
-            labels=None if y is None else Ref(y, content_token(y)),
-            shape=tuple(x.shape),
-            dims=names,
-            ids=sample_ids,
-        )
+        source = Source(self.info, inputs, labels, shape, names, sample_ids)
         return Query(source)
 
 

@@ -18,6 +18,7 @@ from ..ir.format import result_name
 from ..ir.node import Node
 from ..kernels.checks import check_unchanged, state_token
 from ..kernels.frame import Frame
+from ..kernels.plan import ExecConfig
 from ..results.arrays import to_xarray
 from .evaluate import evaluate
 from .graph import Graph, read_graph
@@ -85,13 +86,35 @@ def run(
     >>> [r.dims for r in run(c, list(c.graph.roots), flags()).values()]
     [('sample', 'feature')]
     """
+    frames = evaluated(computation.graph, roots, rules)
+    return {root.token: _labelled(frames[root.token], root) for root in roots}
+
+
+def evaluated(
+    graph: Graph, roots: list[Node], rules: OptimizerOptions, config: ExecConfig | None = None
+) -> dict[str, Frame | xr.Dataset]:
+    """What ``roots`` (nodes of ``graph``) evaluate to, by token, before xarray: device
+    frames (a Dataset for counterfactual neurons).
+
+    ``config`` overrides the executor settings the optimizer takes from ``ia.options``
+    (the dask executor gives each chunk its share of the memory budget this way).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> from algebra.optimizer import flags
+    >>> e = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4)).saliency(0)
+    >>> frame = evaluated(read_graph([e.node]), [e.node], flags())[e.node.token]
+    >>> frame.dims, type(frame.data).__name__
+    (('sample', 'feature'), 'Tensor')
+    """
     made: dict[str, object] = {}  # edits made once per computation, whatever reads them
-    frames = attribution_frames(computation.graph.leaves_of(roots), rules, made)
+    frames = attribution_frames(graph.leaves_of(roots), rules, made, config)
     cache: dict[str, Frame] = {}
-    metrics = computation.graph.metrics_of(roots)
+    metrics = graph.metrics_of(roots)
     if metrics:  # phase two: the metrics of the maps just computed
         frames.update(metric_frames(metrics, frames, cache, rules, made))
-    return {root.token: _labelled(evaluate(root, frames, cache), root) for root in roots}
+    return {root.token: evaluate(root, frames, cache) for root in roots}
 
 
 def _labelled(value: Frame | xr.Dataset, root: Node) -> xr.DataArray | xr.Dataset:

@@ -93,10 +93,22 @@ def _(node: CounterfactualNeurons, frames: dict[str, Frame], cache: dict[str, Fr
 
 @entries(_evaluate, VERBS)
 def _(node: Node, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
-    out = _verb(node, evaluate(node.children[0], frames, cache))
-    done = out.attrs.get("operations")
+    return stepped(node, _verb(node, evaluate(node.children[0], frames, cache)))
+
+
+def stepped(node: Node, frame: Frame) -> Frame:
+    """``frame`` (the result of the verb ``node``) with the verb added to its ``operations``.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> e = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4)).saliency(0).abs()
+    >>> stepped(e.node, Frame(torch.zeros(2), ("sample",), attrs={"operations": "x"})).attrs
+    {'operations': 'x | abs()'}
+    """
+    done = frame.attrs.get("operations")
     step = describe_step(node)
-    return replace(out, attrs={**out.attrs, "operations": f"{done} | {step}" if done else step})
+    return replace(frame, attrs={**frame.attrs, "operations": f"{done} | {step}" if done else step})
 
 
 # -- the verbs, one entry each --------------------------------------------------------------

@@ -16,8 +16,10 @@ import xarray as xr
 from ..ir.node import Node
 from ..optimizer import flags
 from .compute import memoized, prepare, run
+from .distributed import check_executor, on_dask
 from .explain import plan_text
 from .memo import Memo
+from .partition import has_lazy, in_memory, sources_of, stand_ins
 
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar("session", default=None)
 
@@ -130,7 +132,12 @@ def _check_optimize(optimize: Any) -> bool:
 
 
 def compute(
-    *exprs: Any, optimize: bool = True, session: Session | None = None
+    *exprs: Any,
+    optimize: bool = True,
+    session: Session | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
 ) -> tuple[xr.DataArray, ...] | dict[Any, xr.DataArray]:
     """Execute expressions together and return their labelled results.
 
@@ -140,6 +147,10 @@ def compute(
     with the same keys for one dict (results of different shapes cannot share one
     ``xarray.Dataset``; call ``xarray.Dataset(result)`` when they align).
 
+    With ``client`` or ``scheduler``, dask runs the computation chunk by chunk (see
+    ``docs/scale-out.md``): results are backed by dask arrays and computed lazily, except
+    ``groupby`` reductions (their groups are data), which run at once.
+
     Parameters
     ----------
     *exprs : Expr, or one dict of name -> Expr
@@ -148,7 +159,16 @@ def compute(
         without reading or filling the session's memo (the baseline that optimized runs
         are compared with).
     session : Session, optional
-        The memo to use (default: :func:`algebra.runtime.session`).
+        The memo to use (default: :func:`algebra.runtime.session`). Not with dask, whose
+        results are lazy.
+    client : dask.distributed.Client, optional
+        Run on this cluster: the models are sent to each worker once, each chunk of
+        samples is one task.
+    scheduler : {"threads", "processes", "synchronous"}, optional
+        Run on one of dask's local schedulers, without a cluster.
+    progress : bool, default False
+        Run everything now under dask's progress bar; the results stay dask-backed
+        (persisted on the cluster with a client).
 
     Returns
     -------
@@ -161,28 +181,56 @@ def compute(
     >>> sal, ixg = ia.compute(q.saliency("pred"), q.input_x_gradient("pred"))
     >>> ia.compute({"s": q.saliency("all")})["s"].sizes["target"]
     3
+    >>> (lazy,) = ia.compute(q.saliency("pred"), scheduler="synchronous")
+    >>> type(lazy.data).__name__, bool((lazy == sal).all())
+    ('Array', True)
     """
     nodes, mapping = _nodes(exprs)
     optimize = _check_optimize(optimize)
     if session is not None and not isinstance(session, Session):
         raise TypeError(f"session: expected an ia.Session; got {type(session).__name__}")
-    # Unoptimized runs neither read nor fill the memo: they are the baseline to compare with.
-    memo = (session if session is not None else _session()) if optimize else Session(0)
+    check_executor(client, scheduler, progress)
     by_token = {n.token: n for n in nodes}
+    if client is not None or scheduler is not None:
+        if session is not None:
+            raise ValueError(
+                "session: results computed with dask are lazy and not memoized; "
+                "pass session= without client= or scheduler="
+            )
+        results = on_dask(list(by_token.values()), flags(optimize), client, scheduler, progress)
+    else:
+        results = _in_process(by_token, optimize, session)
+    if mapping is not None:
+        return {key: results[n.token] for key, n in zip(mapping, nodes, strict=True)}
+    return tuple(results[n.token] for n in nodes)
+
+
+def _in_process(
+    by_token: dict[str, Node], optimize: bool, session: Session | None
+) -> dict[str, xr.DataArray]:
+    # Unoptimized runs neither read nor fill the memo: they are the baseline to compare
+    # with. Nor do runs on lazy inputs (a Dataset or dask array, read whole here): what a
+    # Dataset returns is not part of its token.
+    wanted = list(by_token.values())
+    read_whole = has_lazy(sources_of(wanted))
+    use_memo = optimize and not read_whole
+    memo = (session if session is not None else _session()) if use_memo else Session(0)
+    if read_whole:
+        whole = in_memory(wanted)
+        by_token = {token: whole[token] for token in by_token}
     computation = prepare(list(by_token.values()))
-    results = memoized(computation, memo)
-    missing = [node for token, node in by_token.items() if token not in results]
+    found = memoized(computation, memo)
+    results = {token: found[node.token] for token, node in by_token.items() if node.token in found}
+    missing = {token: node for token, node in by_token.items() if token not in results}
     with memo.lock:
         memo.hits += len(results)
         memo.misses += len(missing)
     if missing:
-        made = run(computation, missing, flags(optimize))
-        for node in missing:
-            results[node.token] = made[node.token]
+        made = run(computation, list(missing.values()), flags(optimize))
+        for token, node in missing.items():
+            results[token] = made[node.token]
             memo.put(computation.keys[node.token], made[node.token], node)
-    if mapping is not None:
-        return {key: results[n.token] for key, n in zip(mapping, nodes, strict=True)}
-    return tuple(results[n.token] for n in nodes)
+    return results
 
 
 def explain(*exprs: Any, optimized: bool = True) -> str:
@@ -212,10 +260,14 @@ def explain(*exprs: Any, optimized: bool = True) -> str:
     """
     nodes, _ = _nodes(exprs)
     rules = flags(_check_optimize(optimized))
+    lazy = has_lazy(sources_of(nodes))
+    if lazy:  # a Dataset or dask array: plans need its shape only, not its samples
+        shaped = stand_ins(nodes)
+        nodes = [shaped[n.token] for n in nodes]
     by_token = {n.token: n for n in nodes}
     computation = prepare(list(by_token.values()), check=False)
     memoized_here: dict[str, Any] = {}
-    if optimized:  # what the session's memo already holds does not run again
+    if optimized and not lazy:  # what the session's memo already holds does not run again
         memoized_here = memoized(computation, _session())
         nodes = [n for n in by_token.values() if n.token not in memoized_here]
         if not nodes:

@@ -17,6 +17,7 @@ EXPECTED_TABLES = {
     "evaluate",
     "evaluate_verb",
     "label",
+    "partition",
     "rebased",
     "result_name",
     "unparse",
