@@ -186,6 +186,11 @@ def run_demo(
     metrics = folder / "metrics.json"
     metrics.write_text(json.dumps(as_json(ctx, studies, seconds), indent=1), encoding="utf-8")
     print("\n" + terminal(studies), file=stream)
+    made = ", ".join(
+        f"{t.recipe.name} {'loaded' if t.cached else 'trained'} {t.seconds:.1f} s"
+        for t in ctx.models
+    )
+    print(f"\nmodels: {made}", file=stream)
     print(f"\n{len(names)} studies in {seconds:.1f} s; report: {index}", file=stream, flush=True)
     return Report(studies, index, metrics, seconds, ctx)
 
