@@ -12,7 +12,7 @@ The packages follow a query's flow: ``api`` (what users call) builds ``ir`` node
 ``results`` labels them as xarray; ``lang`` is the query language, ``cli`` the command line.
 """
 
-from .api import guides
+from .api import attacks, guides
 from .api.bind import query
 from .api.dataset_expr import DatasetExpr
 from .api.expr import Expr
@@ -27,6 +27,7 @@ from .ir.targets import Target, classes, topk, unit, units
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import dataset_plot as dataset_plot  # ``.ia`` on NeuroInspect Datasets
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
+from .results.stack import stack
 from .runtime.session import Session, compute, explain, session
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "Session",
     "Target",
     "at",
+    "attacks",
     "classes",
     "col",
     "compute",
@@ -54,6 +56,7 @@ __all__ = [
     "query",
     "session",
     "set_options",
+    "stack",
     "topk",
     "unit",
     "units",

@@ -4,18 +4,21 @@ Images are scikit-learn's 8x8 digits upsampled to 32x32 (bilinear) as **three eq
 channels** in [0, 1]. Three channels let the spurious mark be pure red: no grey digit
 stroke has that colour, so a network can (and does) dedicate neurons to the mark alone,
 as a real shortcut cue would be, and the visualisation's colour decorrelation is used.
-Every builder is seeded and returns plain tensors.
-This module imports only numpy, torch and scikit-learn (``pip install 'ialgebra[demo]'``).
+Every builder is seeded and returns plain tensors; the networks and their training are in
+:mod:`algebra.demo.nets`. This module imports only numpy, torch and scikit-learn
+(``pip install 'ialgebra[demo]'``).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from .nets import small_cnn, steps, train_classifier
 
 SIZE = 32
 MARK = 4  # side of the bright red square in the top-left corner
@@ -276,84 +279,6 @@ def backdoor_task(target: int = 0, poison: float = 0.05, seed: int = 0) -> Backd
     )
 
 
-def small_cnn(channels: int = 3, classes: int = 10, width: int = 8) -> nn.Sequential:
-    """A four-block CNN (conv, batch norm, ReLU; max-pooling between blocks) whose last block
-    ``block4`` is global-average-pooled into a linear head ``fc``: the decision features
-    are its ``4 * width`` channels. Four blocks make every feature see the whole 32x32 image.
-
-    Examples
-    --------
-    >>> small_cnn()(torch.zeros(2, 3, 32, 32)).shape
-    torch.Size([2, 10])
-    """
-
-    def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
-
-    return nn.Sequential(
-        OrderedDict(
-            block1=block(channels, width),
-            down1=nn.MaxPool2d(2),
-            block2=block(width, 2 * width),
-            down2=nn.MaxPool2d(2),
-            block3=block(2 * width, 2 * width),
-            down3=nn.MaxPool2d(2),
-            block4=block(2 * width, 4 * width),
-            pool=nn.AdaptiveAvgPool2d(1),
-            flat=nn.Flatten(),
-            fc=nn.Linear(4 * width, classes),
-        )
-    )
-
-
-def train_classifier(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    epochs: int = 10,
-    lr: float = 1e-2,
-    batch_size: int = 64,
-    seed: int = 0,
-    extra: torch.Tensor | None = None,
-) -> float:
-    """Train ``model`` in place with Adam (seeded shuffles, cosine decay); leave it in eval
-    mode and return its training accuracy.
-
-    With ``extra`` (a 0/1 flag per sample), the model's last output column is trained on it
-    with a logistic loss, beside the classes in the other columns.
-
-    Examples
-    --------
-    >>> s = clean_split()
-    >>> torch.manual_seed(0) is not None and 0 <= train_classifier(small_cnn(width=4), s.x_train[:64], s.y_train[:64], epochs=1) <= 1
-    True
-    """
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    # Cosine decay to 0: the last epochs settle, so the batch-norm statistics match the weights.
-    total = epochs * -(-len(x) // batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / total)))
-    model.train()
-    for _ in range(epochs):
-        for batch in torch.randperm(len(x), generator=gen).split(batch_size):
-            opt.zero_grad()
-            out = model(x[batch])
-            if extra is None:
-                loss = nn.functional.cross_entropy(out, y[batch])
-            else:
-                loss = nn.functional.cross_entropy(out[:, :-1], y[batch])
-                loss = loss + nn.functional.binary_cross_entropy_with_logits(
-                    out[:, -1], extra[batch].to(out.dtype)
-                )
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-        return float(((out if extra is None else out[:, :-1]).argmax(1) == y).float().mean())
-
-
 def spurious_model(
     task: Spurious,
     seed: int = 0,
@@ -361,6 +286,8 @@ def spurious_model(
     share: float = 0.35,
     epochs: int = 10,
     head_epochs: int = 20,
+    progress: Callable[[], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> nn.Sequential:
     """The model with the shortcut, built like a fine-tuned pretrained network.
 
@@ -371,6 +298,9 @@ def spurious_model(
        ImageNet features fine-tuned to a biased data set.
     2. *Fine-tuning* (the decision layer): a fresh ``fc`` is fit on the backbone's frozen,
        pooled features of the biased training split, where the mark accompanies the class.
+
+    ``progress`` is called after every training batch (:func:`spurious_steps` in all);
+    the model is trained on ``device`` (default: the CPU), the data moved batch by batch.
 
     Examples
     --------
@@ -384,18 +314,40 @@ def spurious_model(
     keep = (y != task.cls) | (torch.rand(len(y), generator=gen) < share)
     marked = torch.rand(len(y), generator=gen) < 0.5
     torch.manual_seed(seed)
-    model = small_cnn(width=width)
+    model = small_cnn(width=width).to(device)
     features = model.fc.in_features
-    model.fc = nn.Linear(features, 11)
+    model.fc = nn.Linear(features, 11).to(device)
     train_classifier(
-        model, add_mark(x, marked)[keep], y[keep], epochs, seed=seed, extra=marked[keep]
+        model,
+        add_mark(x, marked)[keep],
+        y[keep],
+        epochs,
+        seed=seed,
+        extra=marked[keep],
+        progress=progress,
     )
-    model.fc = nn.Linear(features, 10)
+    model.fc = nn.Linear(features, 10).to(device)
     backbone = nn.Sequential(*list(model.children())[:-1]).eval()
     with torch.no_grad():
-        z = backbone(task.x_train)
-    train_classifier(model.fc, z, task.y_train, head_epochs, seed=seed)
+        z = backbone(task.x_train.to(device))
+    train_classifier(model.fc, z, task.y_train, head_epochs, seed=seed, progress=progress)
     return model.eval()
+
+
+def spurious_steps(
+    task: Spurious, seed: int = 0, share: float = 0.35, epochs: int = 10, head_epochs: int = 20
+) -> int:
+    """The number of training batches :func:`spurious_model` takes (for a progress bar).
+
+    Examples
+    --------
+    >>> spurious_steps(spurious_task(), epochs=1, head_epochs=1) > 0
+    True
+    """
+    gen = torch.Generator().manual_seed(seed)
+    y = task.y_train
+    keep = (y != task.cls) | (torch.rand(len(y), generator=gen) < share)
+    return steps(int(keep.sum()), epochs) + steps(len(y), head_epochs)
 
 
 def _stratified(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
