@@ -28,7 +28,7 @@ from ..ir.views import (
     source_of,
     window_of,
 )
-from .attributions import attribution
+from .attribution_nodes import attribution_node
 from .bindings import wrap
 from .cams import CamMethods
 from .difference import difference_of
@@ -181,7 +181,7 @@ class Query(
 
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
         # Targets checked on the model (units, positions); one attribution per call of a layer.
-        return self._filtered(attribution(self.node, method, target, params, self.generation))
+        return self._filtered(attribution_node(self.node, method, target, params, self.generation))
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:

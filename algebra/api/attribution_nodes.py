@@ -16,7 +16,7 @@ from .outputs import checked_target, first_sample
 from .units import resolved_target
 
 
-def attribution(
+def attribution_node(
     view: Node,
     method: str,
     target: Any,
@@ -34,10 +34,10 @@ def attribution(
     >>> relu = torch.nn.ReLU()
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), relu, torch.nn.Linear(3, 3), relu)
     >>> q = ia.model(net).on(torch.rand(4, 2))
-    >>> node = attribution(q.layer("1", call="all").node, "saliency", 0, (("abs", True),))
+    >>> node = attribution_node(q.layer("1", call="all").node, "saliency", 0, (("abs", True),))
     >>> node.op, [part.view.key for part in node.parts]
     ('calls', ['1[call=0]', '1[call=1]'])
-    >>> attribution(q.node, "saliency", "generated", (("abs", True),))
+    >>> attribution_node(q.node, "saliency", "generated", (("abs", True),))
     Traceback (most recent call last):
     ValueError: target: 'generated' names the tokens a model generated from its prompts; build the query with q.generated(steps) first
     """
