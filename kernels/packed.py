@@ -41,7 +41,15 @@ class PackedModule(torch.nn.Module):
         self.packing = packing
 
     def forward(self, rows: torch.Tensor) -> Any:
-        """The user's module on the arguments ``rows`` unpack to."""
+        """The user's module on the arguments ``rows`` unpack to.
+
+        Examples
+        --------
+        >>> from algebra.kernels.inputs import packing
+        >>> p = packing({"ids": torch.tensor([[1, 2]])}, positional=("ids",))
+        >>> PackedModule(torch.nn.Embedding(4, 1), p)(torch.tensor([[1.0, 2.0, 0.0]])).shape
+        torch.Size([1, 2, 1])
+        """
         args, kwargs = self.packing.unpack(rows)
         return self.inner(*args, **kwargs)
 

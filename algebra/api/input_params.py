@@ -95,7 +95,7 @@ def packed_baseline(node: Node, baseline: Any, argument: str = "baseline") -> Sh
     >>> class Two(torch.nn.Module):
     ...     def forward(self, a, b):
     ...         return a + b
-    >>> q = ia.model(Two()).on((torch.ones(2, 2), torch.ones(2, 2)))
+    >>> q = ia.model(Two().eval()).on((torch.ones(2, 2), torch.ones(2, 2)))
     >>> ref = packed_baseline(q.node, (0.5, torch.zeros(2)))
     >>> ref.value.tolist(), ref.text
     ([[0.5, 0.5, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0, 1.0]], '(0.5, tensor[2])')
@@ -118,7 +118,7 @@ def packed_baseline(node: Node, baseline: Any, argument: str = "baseline") -> Sh
         return _layer_baseline(node, layer, baseline, argument)
     values = _per_slot(layout, baseline, argument, partial(_one_baseline, n=source.n))
     packed = _packing(node).rows(values, rows.dtype, source.n, device=rows.device)
-    return Shown(packed, content_token(packed), _shown(baseline))
+    return _given(packed, _shown(baseline))
 
 
 def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") -> Shown:
@@ -131,7 +131,7 @@ def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") ->
     >>> class Two(torch.nn.Module):
     ...     def forward(self, a, b):
     ...         return a + b
-    >>> q = ia.model(Two()).on((torch.ones(2, 2), torch.ones(2, 2)))
+    >>> q = ia.model(Two().eval()).on((torch.ones(2, 2), torch.ones(2, 2)))
     >>> tuple(packed_baselines(q.node, (torch.zeros(3, 2), torch.ones(3, 2))).value.shape)
     (3, 5)
     >>> packed_baselines(q.node, (torch.zeros(3, 2), torch.ones(4, 2)))
@@ -151,7 +151,7 @@ def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") ->
             )
     rows = source_of(node).inputs.value
     packed = _packing(node).rows(values, rows.dtype, counts[first], per_sample=False)
-    return Shown(packed, content_token(packed), _shown(baselines))
+    return _given(packed, _shown(baselines))
 
 
 def packed_noise(node: Node, noise: Any) -> torch.Tensor:
@@ -164,7 +164,7 @@ def packed_noise(node: Node, noise: Any) -> torch.Tensor:
     >>> class Two(torch.nn.Module):
     ...     def forward(self, a, b):
     ...         return a + b
-    >>> q = ia.model(Two()).on({"a": torch.ones(2, 2), "b": torch.ones(2, 2)})
+    >>> q = ia.model(Two().eval()).on({"a": torch.ones(2, 2), "b": torch.ones(2, 2)})
     >>> tuple(packed_noise(q.node, {"a": torch.ones(4, 2, 2), "b": torch.ones(4, 2)}).shape)
     (4, 2, 5)
     """
@@ -197,7 +197,7 @@ def packed_groups(view: Node, groups: Any) -> tuple[Shown, int]:
     >>> class Two(torch.nn.Module):
     ...     def forward(self, a, b):
     ...         return a.sum(-1, keepdim=True) + b.sum(-1, keepdim=True)
-    >>> q = ia.model(Two()).on((torch.ones(2, 3), torch.ones(2, 2)))
+    >>> q = ia.model(Two().eval()).on((torch.ones(2, 3), torch.ones(2, 2)))
     >>> ref, count = packed_groups(q.node, None)
     >>> ref.value.tolist(), count
     ([[0, 1, 2, 3, 4, -1]], 5)
@@ -212,8 +212,8 @@ def packed_groups(view: Node, groups: Any) -> tuple[Shown, int]:
     for slot in layout.slots:
         entry = entries[slot.name]
         given = isinstance(entry, torch.Tensor)
-        if given:
-            ids = player_mask(entry, (n, *slot.shape)).ids
+        if given:  # ids as given: the same id in two inputs is one player
+            ids = _input_mask(entry, (n, *slot.shape), slot.name)
         else:
             ids = players_of(player_spec(entry, None), (1, *slot.shape)).ids
             ids = torch.where(ids >= 0, ids + next_id, ids)
@@ -223,8 +223,25 @@ def packed_groups(view: Node, groups: Any) -> tuple[Shown, int]:
     parts = [p.expand(rows, -1) for p in parts]
     mask = torch.cat([*parts, parts[0].new_full((rows, 1), -1)], dim=1)
     players = player_mask(mask, (n, mask.shape[1]))
-    text = "None" if groups is None else _shown(groups)
-    return Shown(mask, content_token(mask), text), players.count
+    return _given(mask, "None" if groups is None else _shown(groups)), players.count
+
+
+def _input_mask(mask: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """One input's integer mask, broadcast to ``[1 or N, ...]`` (ids checked over all inputs)."""
+    if mask.is_floating_point() or mask.is_complex() or mask.ndim > len(shape):
+        raise ValueError(
+            f"groups of {name!r}: expected an integer mask broadcastable to {list(shape)}; got "
+            f"{mask.dtype} of shape {list(mask.shape)}"
+        )
+    ids = mask.long().reshape((1,) * (len(shape) - mask.ndim) + tuple(mask.shape))
+    try:
+        torch.broadcast_shapes(ids.shape, shape)
+    except RuntimeError:
+        raise ValueError(
+            f"groups of {name!r}: a mask of shape {list(mask.shape)} does not broadcast to "
+            f"{list(shape)}"
+        ) from None
+    return ids.expand(ids.shape[0], *shape[1:])
 
 
 def _per_slot(
@@ -369,8 +386,14 @@ def _layer_baseline(node: Node, layer: str, baseline: torch.Tensor, argument: st
     if not bool(torch.isfinite(baseline).all()):
         raise ValueError(f"{argument}: values must be finite")
     values = baseline.detach().to(acts.dtype)
-    token = f"layer-baseline:{layer}:{content_token(values)}"
-    return Shown(LayerBaseline(values, layer), token, f"embedding{list(baseline.shape)}")
+    text = f"embedding{list(baseline.shape)} at {layer!r}"
+    return Shown(LayerBaseline(values, layer), f"given {text}|{content_token(values)}", text)
+
+
+def _given(tensor: torch.Tensor, text: str) -> Shown:
+    # Built here, never held by the user, so never modified in place: its token is what
+    # was given (explain shows it) and a digest of the values (equal values, one node).
+    return Shown(tensor, f"given {text}|{content_token(tensor)}", text)
 
 
 def _shown(value: Any) -> str:

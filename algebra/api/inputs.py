@@ -72,7 +72,7 @@ def packed_model(
     ...     def forward(self, x, mask):
     ...         return (x * mask).sum(-1, keepdim=True)
     >>> import algebra as ia
-    >>> info = ia.model(Two()).info
+    >>> info = ia.model(Two().eval()).info
     >>> packed, rows = packed_model(info, {"x": torch.ones(2, 3), "mask": torch.ones(2, 3)},
     ...                             attribute="x")
     >>> packed.inputs.names, packed.inputs.passed, tuple(rows.shape)

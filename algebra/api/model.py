@@ -165,9 +165,9 @@ class Model(NeuronInspection):
         >>> class Two(torch.nn.Module):
         ...     def forward(self, x, mask):
         ...         return (x * mask) @ torch.ones(4, 3)
-        >>> ia.model(Two()).on({"x": torch.rand(5, 4), "mask": torch.ones(5, 4)}, attribute="x")
+        >>> ia.model(Two().eval()).on({"x": torch.rand(5, 4), "mask": torch.ones(5, 4)}, attribute="x")
         Query(Two on inputs x [5, 4], mask (passed))
-        >>> ia.model(Two()).on({"x": torch.rand(5, 4), "maks": torch.ones(5, 4)})
+        >>> ia.model(Two().eval()).on({"x": torch.rand(5, 4), "maks": torch.ones(5, 4)})
         Traceback (most recent call last):
         ValueError: inputs: 'maks' is not an argument of forward(x, mask). Did you mean 'mask'?
         """

@@ -32,7 +32,7 @@ def input_frame(node: InputPart, frame: Frame) -> Frame:
     >>> class Two(torch.nn.Module):
     ...     def forward(self, a, b):
     ...         return a.flatten(1) @ torch.ones(4, 2) + b @ torch.ones(3, 2)
-    >>> q = ia.model(Two()).on((torch.rand(2, 2, 2), torch.rand(2, 3)), dims=(("y", "x"), None))
+    >>> q = ia.model(Two().eval()).on((torch.rand(2, 2, 2), torch.rand(2, 3)), dims=(("y", "x"), None))
     >>> part = q.saliency(0)[0].node
     >>> packed = Frame(torch.arange(16.0).reshape(2, 8), ("sample", "packed"),
     ...                features=("packed",))
