@@ -242,7 +242,7 @@ def check_exact(values: torch.Tensor, dtype: torch.dtype, name: str) -> None:
     >>> check_exact(torch.tensor([30_000]), torch.float32, "ids")
     >>> check_exact(torch.tensor([30_000]), torch.float16, "ids")
     Traceback (most recent call last):
-    ValueError: ids: token id 30000 cannot be held exactly in the model's torch.float16 (integers up to 2048 can); run the model in float32 or float64
+    ValueError: ids: token id 30000 cannot be held exactly in the model's torch.float16 (integers up to 2048 can); a model in float64 holds ids up to 2**53
     """
     limit = _EXACT.get(dtype)
     if limit is None or not values.numel():
@@ -251,5 +251,5 @@ def check_exact(values: torch.Tensor, dtype: torch.dtype, name: str) -> None:
     if largest > limit:
         raise ValueError(
             f"{name}: token id {largest} cannot be held exactly in the model's {dtype} "
-            f"(integers up to {limit} can); run the model in float32 or float64"
+            f"(integers up to {limit} can); a model in float64 holds ids up to 2**53"
         )

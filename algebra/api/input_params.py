@@ -217,6 +217,7 @@ def packed_groups(view: Node, groups: Any) -> tuple[Shown, int]:
         else:
             ids = players_of(player_spec(entry, None), (1, *slot.shape)).ids
             ids = torch.where(ids >= 0, ids + next_id, ids)
+        ids = ids.expand(ids.shape[0], *slot.shape)  # players may span dims of size 1
         next_id = max(next_id, int(ids.max()) + 1)
         parts.append(ids.reshape(ids.shape[0], -1))
     rows = max(p.shape[0] for p in parts)
