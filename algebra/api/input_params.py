@@ -20,15 +20,11 @@ import torch
 from ..errors import did_you_mean
 from ..ir.inputs import InputLayout, InputSlot, Shown, layout_of
 from ..ir.node import Node
-from ..ir.players import PlayerSpecs
 from ..ir.views import layer_of, source_of
 from ..kernels.checks import content_token
 from ..kernels.layer_baselines import LayerBaseline
 from ..kernels.packed import packing_of
-from ..kernels.players import player_mask
 from ..kernels.probes import layer_output
-from ..kernels.run_copies import players_of
-from ..optimizer.simplify import player_spec
 from .inputs import check_token_ids
 
 
@@ -116,9 +112,9 @@ def packed_baseline(node: Node, baseline: Any, argument: str = "baseline") -> Sh
     ids_only = all(s.integer for s in layout.slots)
     if layer is not None and ids_only and _floating_tensor(baseline):
         return _layer_baseline(node, layer, baseline, argument)
-    values = _per_slot(layout, baseline, argument, partial(_one_baseline, n=source.n))
+    values = per_input(layout, baseline, argument, partial(_one_baseline, n=source.n))
     packed = _packing(node).rows(values, rows.dtype, source.n, device=rows.device)
-    return _given(packed, _shown(baseline))
+    return given_ref(packed, shown_value(baseline))
 
 
 def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") -> Shown:
@@ -140,7 +136,7 @@ def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") ->
     """
     layout = layout_of(node)
     assert layout is not None
-    values = _per_slot(layout, baselines, argument, _reference_set)
+    values = per_input(layout, baselines, argument, _reference_set)
     counts = {name: v.shape[0] for name, v in values.items()}
     first = next(iter(counts))
     for name, count in counts.items():
@@ -151,7 +147,7 @@ def packed_baselines(node: Node, baselines: Any, argument: str = "baselines") ->
             )
     rows = source_of(node).inputs.value
     packed = _packing(node).rows(values, rows.dtype, counts[first], per_sample=False)
-    return _given(packed, _shown(baselines))
+    return given_ref(packed, shown_value(baselines))
 
 
 def packed_noise(node: Node, noise: Any) -> torch.Tensor:
@@ -171,7 +167,7 @@ def packed_noise(node: Node, noise: Any) -> torch.Tensor:
     layout = layout_of(node)
     assert layout is not None
     n = source_of(node).n
-    values = _per_slot(layout, noise, "noise", _noise_draws, allow_default=False)
+    values = per_input(layout, noise, "noise", _noise_draws, allow_default=False)
     samples = {v.shape[0] for v in values.values()}
     if len(samples) != 1:
         raise ValueError(f"noise: every input needs the same number of draws S; got {samples}")
@@ -184,68 +180,7 @@ def packed_noise(node: Node, noise: Any) -> torch.Tensor:
     return torch.cat([*parts, parts[0].new_zeros(s, n, 1)], dim=2)
 
 
-def packed_groups(view: Node, groups: Any) -> tuple[Shown, int]:
-    """The players of several inputs as one mask over the packed rows, and their count.
-
-    Each input's entry is ``None`` (its default players), ``ia.grid``/``ia.patches`` or an
-    integer mask; masks keep their ids (the same id in two inputs is one player, as
-    Captum's ``feature_mask``), the others are numbered after the ids before them.
-
-    Examples
-    --------
-    >>> import algebra as ia
-    >>> class Two(torch.nn.Module):
-    ...     def forward(self, a, b):
-    ...         return a.sum(-1, keepdim=True) + b.sum(-1, keepdim=True)
-    >>> q = ia.model(Two().eval()).on((torch.ones(2, 3), torch.ones(2, 2)))
-    >>> ref, count = packed_groups(q.node, None)
-    >>> ref.value.tolist(), count
-    ([[0, 1, 2, 3, 4, -1]], 5)
-    >>> packed_groups(q.node, (torch.tensor([0, 0, 1]), torch.tensor([1, 1])))[0].value.tolist()
-    [[0, 0, 1, 1, 1, -1]]
-    """
-    layout = layout_of(view)
-    assert layout is not None
-    n = source_of(view).n
-    entries = _per_slot(layout, groups, "groups", _players, default=None)
-    parts, next_id = [], 0
-    for slot in layout.slots:
-        entry = entries[slot.name]
-        given = isinstance(entry, torch.Tensor)
-        if given:  # ids as given: the same id in two inputs is one player
-            ids = _input_mask(entry, (n, *slot.shape), slot.name)
-        else:
-            ids = players_of(player_spec(entry, None), (1, *slot.shape)).ids
-            ids = torch.where(ids >= 0, ids + next_id, ids)
-        ids = ids.expand(ids.shape[0], *slot.shape)  # players may span dims of size 1
-        next_id = max(next_id, int(ids.max()) + 1)
-        parts.append(ids.reshape(ids.shape[0], -1))
-    rows = max(p.shape[0] for p in parts)
-    parts = [p.expand(rows, -1) for p in parts]
-    mask = torch.cat([*parts, parts[0].new_full((rows, 1), -1)], dim=1)
-    players = player_mask(mask, (n, mask.shape[1]))
-    return _given(mask, "None" if groups is None else _shown(groups)), players.count
-
-
-def _input_mask(mask: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
-    """One input's integer mask, broadcast to ``[1 or N, ...]`` (ids checked over all inputs)."""
-    if mask.is_floating_point() or mask.is_complex() or mask.ndim > len(shape):
-        raise ValueError(
-            f"groups of {name!r}: expected an integer mask broadcastable to {list(shape)}; got "
-            f"{mask.dtype} of shape {list(mask.shape)}"
-        )
-    ids = mask.long().reshape((1,) * (len(shape) - mask.ndim) + tuple(mask.shape))
-    try:
-        torch.broadcast_shapes(ids.shape, shape)
-    except RuntimeError:
-        raise ValueError(
-            f"groups of {name!r}: a mask of shape {list(mask.shape)} does not broadcast to "
-            f"{list(shape)}"
-        ) from None
-    return ids.expand(ids.shape[0], *shape[1:])
-
-
-def _per_slot(
+def per_input(
     layout: InputLayout,
     given: Any,
     argument: str,
@@ -253,7 +188,21 @@ def _per_slot(
     default: Any = 0.0,
     allow_default: bool = True,
 ) -> dict[str, Any]:
-    """One value per attributed input from a tuple, a dict or one value for all."""
+    """One value per attributed input, each passed through ``check(value, slot, where)``:
+    from a tuple (in the inputs' order), a dict by name (inputs left out get ``default``
+    unless not ``allow_default``) or one value for all (not one tensor for several).
+
+    Examples
+    --------
+    >>> from algebra.ir.inputs import InputSlot
+    >>> slots = (InputSlot("a", (2,), ("f",), 0, 2, False), InputSlot("b", (1,), ("f",), 2, 3, False))
+    >>> layout = InputLayout("dict", slots, (), (), False, None, (), "k")
+    >>> per_input(layout, {"b": 1.0}, "baseline", lambda v, slot, where: v)
+    {'a': 0.0, 'b': 1.0}
+    >>> per_input(layout, (1.0,), "baseline", lambda v, slot, where: v)
+    Traceback (most recent call last):
+    ValueError: baseline: expected 2 values, one per attributed input (a, b); got 1
+    """
     slots = layout.slots
     names = ", ".join(s.name for s in slots)
     if isinstance(given, Mapping):
@@ -345,17 +294,6 @@ def _noise_draws(value: Any, slot: InputSlot, where: str) -> Any:
     return value if value.ndim == len(slot.shape) + 2 else value[:, None]
 
 
-def _players(value: Any, slot: InputSlot, where: str) -> Any:
-    if value is None or isinstance(value, PlayerSpecs):
-        return value
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return torch.as_tensor(value).detach().cpu()
-    raise TypeError(
-        f"{where}: expected None, ia.grid(rows, cols), ia.patches(size) or an "
-        f"integer tensor of player ids; got {type(value).__name__}"
-    )
-
-
 def _broadcasts(value: torch.Tensor, shape: tuple[int, ...], name: str, where: str) -> None:
     try:
         fits = torch.broadcast_shapes(value.shape, shape) == shape
@@ -387,21 +325,37 @@ def _layer_baseline(node: Node, layer: str, baseline: torch.Tensor, argument: st
     if not bool(torch.isfinite(baseline).all()):
         raise ValueError(f"{argument}: values must be finite")
     values = baseline.detach().to(acts.dtype)
-    text = f"embedding{list(baseline.shape)} at {layer!r}"
-    return Shown(LayerBaseline(values, layer), f"given {text}|{content_token(values)}", text)
+    return given_ref(LayerBaseline(values, layer), f"embedding{list(baseline.shape)} at {layer!r}")
 
 
-def _given(tensor: torch.Tensor, text: str) -> Shown:
-    # Built here, never held by the user, so never modified in place: its token is what
-    # was given (explain shows it) and a digest of the values (equal values, one node).
-    return Shown(tensor, f"given {text}|{content_token(tensor)}", text)
+def given_ref(tensor: Any, text: str) -> Shown:
+    """A packed value as a node holds it, shown as ``text`` (what the user gave).
+
+    Built here, never held by the user, so never modified in place: its token is the text
+    (``explain()`` shows it) and a digest of the values (equal values: one node).
+
+    Examples
+    --------
+    >>> ref = given_ref(torch.zeros(2), "(0.0, 0.0)")
+    >>> ref.text, ref.token.startswith("given (0.0, 0.0)|values:")
+    ('(0.0, 0.0)', True)
+    """
+    values = tensor.values if isinstance(tensor, LayerBaseline) else tensor
+    return Shown(tensor, f"given {text}|{content_token(values)}", text)
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A value given per input as plans and attributes show it (tensors by shape).
+
+    Examples
+    --------
+    >>> shown_value((0, torch.zeros(3, 2))), shown_value({"ids": tokens(0)})
+    ('(0.0, tensor[3, 2])', "{'ids': tokens(0)}")
+    """
     if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(_shown(v) for v in value) + ")"
+        return "(" + ", ".join(shown_value(v) for v in value) + ")"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {shown_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return f"tensor{list(value.shape)}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):

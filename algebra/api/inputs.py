@@ -26,9 +26,8 @@ from ..ir.views import RESERVED_DIMS, default_dims
 from ..kernels.checks import fingerprint, model_dtype, ordinary
 from ..kernels.inputs import Packing, check_exact, packing
 from ..kernels.packed import PackedModule
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+from .signature import check_keyword, check_required, forward_signature, positional_names
+from .signature import forward_kwargs as checked_kwargs
 
 
 def several(inputs: Any, attribute: Any, forward_kwargs: Any, tokens: Any) -> bool:
@@ -49,10 +48,9 @@ def several(inputs: Any, attribute: Any, forward_kwargs: Any, tokens: Any) -> bo
         return True
     if isinstance(inputs, list) and inputs:
         return all(isinstance(t, (torch.Tensor, np.ndarray)) for t in inputs)
-    kind = getattr(getattr(inputs, "dtype", None), "kind", None)  # NumPy
     if isinstance(inputs, torch.Tensor):
         return not (inputs.is_floating_point() or inputs.is_complex())
-    return kind in ("i", "u", "b")
+    return isinstance(inputs, np.ndarray) and inputs.dtype.kind in ("i", "u", "b")
 
 
 def packed_model(
@@ -83,11 +81,11 @@ def packed_model(
     """
     module = info.torch_module
     dtype = model_dtype(module) or torch.get_default_dtype()
-    signature = _signature(module)
+    signature = forward_signature(module)
     kind, values = _named(inputs, signature, dtype)
-    n = _samples(values)
-    kwargs = _forward_kwargs(forward_kwargs, values, signature, n)
-    _check_required(signature, {**values, **kwargs}, kind)
+    _samples(values)
+    kwargs = checked_kwargs(forward_kwargs, values, signature)
+    check_required(signature, {**values, **kwargs}, kind)
     chosen = _attributed(attribute, values)
     positional = tuple(values) if kind != "dict" else ()
     pack = packing({**values, **kwargs}, chosen, positional)
@@ -96,34 +94,6 @@ def packed_model(
     adapter = PackedModule(module, pack)
     packed = replace(info, module=Ref(adapter, f"{info.token}|{layout.token}"), inputs=layout)
     return packed, rows
-
-
-def packing_of_info(info: ModelInfo) -> Packing:
-    """The packing a packed model's module runs on.
-
-    Examples
-    --------
-    >>> import algebra as ia
-    >>> net = torch.nn.Embedding(5, 2)
-    >>> info, _ = packed_model(ia.model(net).info, torch.tensor([[1, 2]]))
-    >>> packing_of_info(info).width
-    3
-    """
-    module = info.torch_module
-    assert isinstance(module, PackedModule)
-    return module.packing
-
-
-def _signature(module: torch.nn.Module) -> inspect.Signature | None:
-    try:
-        return inspect.signature(module.forward)
-    except (TypeError, ValueError):  # a builtin or scripted forward: nothing to check against
-        return None
-
-
-def _forward_text(signature: inspect.Signature | None, module: Any) -> str:
-    name = f"{type(module).__name__}.forward"
-    return name if signature is None else f"{name}{signature}"
 
 
 def _named(
@@ -135,7 +105,7 @@ def _named(
         for key, value in inputs.items():
             if not isinstance(key, str):
                 raise TypeError(f"inputs: dict keys name the forward's arguments; got {key!r}")
-            _check_keyword(key, signature, "inputs")
+            check_keyword(key, signature, "inputs")
             values[key] = _tensor(value, f"inputs[{key!r}]", dtype)
         if not values:
             raise ValueError("inputs: the dict holds no input")
@@ -144,41 +114,13 @@ def _named(
     given = list(inputs) if many else [inputs]
     if not given:
         raise ValueError("inputs: the tuple holds no input")
-    names = _positional_names(signature, len(given))
+    names = positional_names(signature, len(given))
     kind = "tuple" if many else "single"
     shown = (lambda i: f"inputs[{i}]") if many else (lambda i: "inputs")
     return kind, {
         name: _tensor(v, shown(i), dtype)
         for i, (name, v) in enumerate(zip(names, given, strict=True))
     }
-
-
-def _positional_names(signature: inspect.Signature | None, count: int) -> list[str]:
-    if signature is None:
-        return [f"input_{i}" for i in range(count)] if count > 1 else ["input"]
-    params = list(signature.parameters.values())
-    named = [p.name for p in params if p.kind in _POSITIONAL]
-    varargs = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
-    if count > len(named) and not varargs:
-        raise ValueError(
-            f"inputs: forward{signature} takes {len(named)} positional input"
-            f"{'s' if len(named) != 1 else ''}; got {count}"
-        )
-    return named[:count] + [f"input_{i}" for i in range(len(named), count)]
-
-
-def _check_keyword(name: str, signature: inspect.Signature | None, argument: str) -> None:
-    if signature is None:
-        return
-    params = list(signature.parameters.values())
-    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    names = [p.name for p in params if p.kind in _KEYWORD]
-    if name not in names:
-        raise ValueError(
-            f"{argument}: {name!r} is not an argument of forward{signature}."
-            + did_you_mean(name, names)
-        )
 
 
 def _tensor(value: Any, argument: str, dtype: torch.dtype) -> torch.Tensor:
@@ -220,50 +162,6 @@ def _samples(values: dict[str, torch.Tensor]) -> int:
                 f"has {n}; every input needs the same number of samples N"
             )
     return n
-
-
-def _forward_kwargs(
-    given: Mapping[str, Any] | None,
-    values: dict[str, torch.Tensor],
-    signature: inspect.Signature | None,
-    n: int,
-) -> dict[str, Any]:
-    if given is None:
-        return {}
-    if not isinstance(given, Mapping):
-        raise TypeError(
-            "forward_kwargs: expected a dict of the forward's keyword arguments; got "
-            f"{type(given).__name__}"
-        )
-    out = {}
-    for key, value in given.items():
-        if not isinstance(key, str):
-            raise TypeError(f"forward_kwargs: keys name the forward's arguments; got {key!r}")
-        if key in values:
-            raise ValueError(f"forward_kwargs: {key!r} is already given as an input")
-        _check_keyword(key, signature, "forward_kwargs")
-        if isinstance(value, torch.Tensor):
-            value = ordinary(value)
-        out[key] = value
-    return out
-
-
-def _check_required(
-    signature: inspect.Signature | None, given: Mapping[str, Any], kind: str
-) -> None:
-    if signature is None:
-        return
-    missing = [
-        p.name
-        for p in signature.parameters.values()
-        if p.kind in _KEYWORD and p.default is inspect.Parameter.empty and p.name not in given
-    ]
-    if missing:
-        where = "inputs" if kind == "dict" else "forward_kwargs"
-        raise ValueError(
-            f"{where}: forward{signature} needs {', '.join(map(repr, missing))}; "
-            f"given: {', '.join(map(repr, given))}"
-        )
 
 
 def _attributed(attribute: Any, values: dict[str, torch.Tensor]) -> tuple[str, ...]:

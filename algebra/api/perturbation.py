@@ -33,7 +33,7 @@ from ..kernels.players import player_mask
 from ..kernels.run_copies import players_of
 from ..optimizer.simplify import player_spec
 from .expr import Expr
-from .input_params import packed_groups
+from .input_players import packed_groups
 from .params import baseline_param
 
 

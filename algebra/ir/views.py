@@ -128,10 +128,13 @@ def refuse_packed(view: Node, argument: str, what: str) -> None:
     Examples
     --------
     >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on((torch.rand(2, 2), torch.rand(2, 2)))
+    >>> class Two(torch.nn.Module):
+    ...     def forward(self, a, b):
+    ...         return a + b
+    >>> q = ia.model(Two().eval()).on((torch.rand(2, 2), torch.rand(2, 2)))
     >>> refuse_packed(q.node, "window", "has no single input grid")
     Traceback (most recent call last):
-    ValueError: window: a query on several inputs, token ids or forward_kwargs (input_0 [2, 2], input_1 [2, 2]) has no single input grid; select a layer first, or query one input tensor
+    ValueError: window: a query on several inputs, token ids or forward_kwargs (a [2, 2], b [2, 2]) has no single input grid; select a layer first, or query one input tensor
     """
     source = source_of(view)
     layout = source.model.inputs
