@@ -16,19 +16,21 @@ import algebra as ia
 
 
 class Masked(nn.Module):
-    """Scores of a masked sequence of vectors, scaled per sample and by a constant."""
+    """Scores of a masked sequence of vectors, scaled per sample and by a constant; the
+    mask and the scale act before nonlinearities, so every point must see its own."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.proj = nn.Linear(4, 6)
         self.act = nn.ReLU()
+        self.squash = nn.Tanh()
         self.head = nn.Linear(6, 3)
 
     def forward(self, x, mask, scale=None, temperature=1.0):
-        h = self.act(self.proj(x)) * mask[..., None]
-        out = self.head(h.sum(1)) / temperature
-        return out if scale is None else out * scale[:, None]
+        h = self.act(self.proj(x) * mask[..., None]).sum(1)
+        h = h if scale is None else h * scale[:, None]
+        return self.head(self.squash(h)) / temperature
 
 
 class Counted(nn.Module):

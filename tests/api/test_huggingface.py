@@ -123,7 +123,9 @@ def test_bert_word_embeddings_with_every_class_at_once(batch, parity64):
 
 
 def test_gpt2_token_embeddings(batch, parity64, assert_untouched):
-    ids, mask = batch
+    # Left padding: the last token scores the sequence, and attends to the pads unless the
+    # attention mask, each sample's own, hides them.
+    ids, mask = batch[0].flip(1), batch[1].flip(1)
     net = tiny_gpt2()
     text = [[f"t{j}" for j in range(7)] for _ in range(3)]
     q = ia.model(net).on(
