@@ -217,7 +217,7 @@ def check_method(view: Node, method: str) -> None:
         raise ValueError(
             "occlusion: its windows slide over one input's grid, and the packed inputs "
             f"({', '.join(layout.names)}) have none; use feature_ablation with groups= per "
-            "input (or select a layer)"
+            "input"
         )
     if method in _INPUT_GRID:
         raise ValueError(
