@@ -20,7 +20,10 @@ from ..ir.targets import Target
 from ..ir.views import Source
 from ..kernels.checks import content_token, fingerprint
 from ..kernels.generation import greedy
-from .outputs import without_position
+from ..kernels.outputs import OutputSpec
+from ..kernels.packed import packing_of
+from .bindings import wrap
+from .outputs import model_info, without_position
 
 if TYPE_CHECKING:
     from .query import Query
@@ -91,6 +94,8 @@ class GenerationMethods:
             raise TypeError(f"append: expected a callable; got {type(append).__name__}")
         info = source.model
         select = None if info.scores is None else info.scores.select
+        if info.inputs is not None:  # token ids, packed into rows: generate on the ids
+            return self._generated_ids(source, steps, select, append)
         tokens, inputs, vocabulary = greedy(info.torch_module, x, steps, select, append)
         model = without_position(info)
         extended = Source(
@@ -103,3 +108,24 @@ class GenerationMethods:
         )
         target = Target("generated", (Ref(tokens, content_token(tokens)), x.shape[1], vocabulary))
         return type(self)(extended, self.filters, target)  # type: ignore[call-arg, return-value]
+
+    def _generated_ids(self, source: Source, steps: int, select: Any, append: Any) -> Query:
+        """Generation from token ids: greedy on the user's model, then the model on the
+        prompts and generated ids, packed again as ``Model.on`` packs token ids."""
+        info = source.model
+        layout, packed = info.inputs, info.torch_module
+        if layout.kind != "single" or layout.kwargs or layout.passed or not layout.integer:
+            raise ValueError(
+                "generated: generation from several inputs or with forward_kwargs (an "
+                "attention mask is not extended) is not supported yet; give the token ids "
+                "[N, L] alone"
+            )
+        (ids,), _ = packing_of(packed).unpack(source.inputs.value)
+        tokens, inputs, vocabulary = greedy(packed.inner, ids, steps, select, append)
+        plain = model_info(
+            packed.inner, info.name, info.classes, info.layer_names, OutputSpec(select)
+        )
+        labels = None if source.labels is None else source.labels.value
+        query = wrap(plain).on(inputs, labels=labels, ids=source.ids)
+        target = Target("generated", (Ref(tokens, content_token(tokens)), ids.shape[1], vocabulary))
+        return type(self)(query.node, self.filters, target)  # type: ignore[call-arg, return-value]

@@ -13,6 +13,7 @@ from typing import Any
 from ..config import options
 from ..ir.attribution import Attribution
 from ..ir.columns import Predicate, as_predicate
+from ..ir.inputs import check_method, layout_of
 from ..ir.joins import AntiJoin, Disagreement
 from ..ir.node import Node
 from ..ir.relational import Where
@@ -29,6 +30,7 @@ from ..ir.views import (
     window_of,
 )
 from .attribution_nodes import attribution_node
+from .attributions import by_input
 from .bindings import wrap
 from .cams import CamMethods
 from .difference import difference_of
@@ -75,7 +77,9 @@ class Query(
         extra = f" window {list(window)}" if window else ""
         edited = " (edited)" if isinstance(base_of(self.node), Edit) else ""
         filters = "".join(f" where {p.to_query()}" for p in self.filters)
-        return f"Query({source.model.name} on {where} {list(source.shape)}{edited}{extra}{filters})"
+        layout = source.model.inputs
+        shape = list(source.shape) if layout is None else layout.describe(source.n)
+        return f"Query({source.model.name} on {where} {shape}{edited}{extra}{filters})"
 
     def _with(self, node: Node) -> Query:
         return Query(node, self.filters, self.generation)
@@ -180,8 +184,11 @@ class Query(
         return Query(self.node, (*self.filters, as_predicate(predicate)), self.generation)
 
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
-        # Targets checked on the model (units, positions); one attribution per call of a layer.
-        return self._filtered(attribution_node(self.node, method, target, params, self.generation))
+        check_method(self.node, method)  # what several inputs or token ids cannot take
+        # Targets checked on the model (units, positions); one attribution per call of a
+        # layer; one Expr, or one per attributed input (a tuple or a dict, as given).
+        node = attribution_node(self.node, method, target, params, self.generation)
+        return by_input(node, self._filtered)
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:
@@ -262,6 +269,11 @@ class Query(
         """
         if not isinstance(other, Query):
             raise TypeError(f"other: expected a Query; got {type(other).__name__}")
+        if layout_of(self.node) is not None or layout_of(other.node) is not None:
+            raise ValueError(
+                "other: anti-joins of queries on several inputs, token ids or forward_kwargs "
+                "are not supported yet"
+            )
         left, right = source_of(self.node), source_of(other.node)
         same_model = left.model == right.model
         same_inputs = base_of(self.node) == rebased_base(other.node, left)

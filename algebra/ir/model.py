@@ -20,7 +20,9 @@ class ModelInfo:
     is not this one (the left model of a disagreement ``f - g``); ``parts`` are the two
     models of a disagreement. ``output`` holds how the scores are read from what the
     forward returns (a ``Ref`` to a ``kernels.outputs.OutputSpec``; ``None``: the default,
-    a tensor or its ``logits``), part of the module's token.
+    a tensor or its ``logits``), part of the module's token. ``inputs`` is the layout of
+    several inputs, token ids or extra forward arguments (:mod:`~algebra.ir.inputs`): the
+    module is then the user's model called on packed rows of them.
 
     Examples
     --------
@@ -36,6 +38,7 @@ class ModelInfo:
     reference: ModelInfo | None = None
     parts: tuple[ModelInfo, ModelInfo] | None = None
     output: Ref | None = None
+    inputs: Any = None  # an InputLayout (ir.inputs), for packed inputs
 
     @property
     def token(self) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..ir.attribution import Attribution
+from ..ir.inputs import InputPart
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.layer_calls import LayerCalls
 from ..ir.metrics import Metric
@@ -121,7 +122,7 @@ def _(node: Attribution, states: tuple[str, ...]) -> str:
     return ROWS
 
 
-@entries(_flow, (Join, AntiJoin, Disagreement, LayerCalls, Abs, Square))
+@entries(_flow, (Join, AntiJoin, Disagreement, LayerCalls, Abs, Square, InputPart))
 def _(node: Node, states: tuple[str, ...]) -> str:
     return _passed(states, node.op)
 

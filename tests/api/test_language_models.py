@@ -297,3 +297,30 @@ def test_positions_on_inputs_read_lazily(lm, prompts):
         ValueError, match=r"these inputs are read lazily; give the model a position"
     ):
         ia.model(lm).on(lazy).saliency(ia.at(-1, 1))
+
+
+def test_gpt2_generation_from_token_ids(parity64):
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is not installed (a test extra, no download)"
+    )
+    config = transformers.GPT2Config(
+        vocab_size=17, n_positions=16, n_embd=16, n_layer=1, n_head=2, attn_implementation="eager"
+    )
+    torch.manual_seed(0)
+    gpt = transformers.GPT2LMHeadModel(config).double().eval()
+    ids = torch.randint(1, 17, (2, 5), generator=torch.Generator().manual_seed(4))
+    g = ia.model(gpt, position=-1).on(ids).generated(steps=3)
+    emb = g.layer("transformer.wte").integrated_gradients(
+        "generated", baseline=ia.tokens(0), steps=16
+    ).compute()
+    assert emb.dims == ("sample", "step", "token", "embedding")
+    tokens = torch.from_numpy(emb["class"].values)
+    expected = gpt.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert torch.equal(tokens, expected[:, 5:])
+    inputs = expected[:, :-1]
+    for s in range(3):
+        read = lambda x, p=4 + s: gpt(x).logits[:, p]  # noqa: E731
+        theirs = ca.LayerIntegratedGradients(read, gpt.transformer.wte).attribute(
+            inputs, torch.zeros_like(inputs), target=tokens[:, s], n_steps=16
+        )
+        parity64(emb.sel(step=s), theirs)
