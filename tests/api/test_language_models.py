@@ -310,9 +310,11 @@ def test_gpt2_generation_from_token_ids(parity64):
     gpt = transformers.GPT2LMHeadModel(config).double().eval()
     ids = torch.randint(1, 17, (2, 5), generator=torch.Generator().manual_seed(4))
     g = ia.model(gpt, position=-1).on(ids).generated(steps=3)
-    emb = g.layer("transformer.wte").integrated_gradients(
-        "generated", baseline=ia.tokens(0), steps=16
-    ).compute()
+    emb = (
+        g.layer("transformer.wte")
+        .integrated_gradients("generated", baseline=ia.tokens(0), steps=16)
+        .compute()
+    )
     assert emb.dims == ("sample", "step", "token", "embedding")
     tokens = torch.from_numpy(emb["class"].values)
     expected = gpt.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
