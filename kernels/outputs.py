@@ -10,15 +10,14 @@ sequence, and ``flatten`` reads every (position, class) pair of a sequence as on
 
 :func:`selecting` applies a spec to every forward of a module inside a block, through a
 forward hook on the module itself (removed on exit), so every pass of the engine, and the
-gradient-free passes of the perturbation methods, see the same ``[N, C]`` scores.
+gradient-free passes of the perturbation methods, see the same ``[N, C]`` scores. The
+shape of the scores is probed when a query is built (:func:`~algebra.kernels.probes.output_shape`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import warnings
-import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,6 @@ from typing import Any
 import torch
 
 from .capture import hookable, own_hooks, tagged
-from .guard import device_of, guarded
 
 
 @dataclass(frozen=True)
@@ -295,42 +293,3 @@ class Scored(torch.nn.Module):
         torch.Size([2, 1])
         """
         return scores(self.inner(*args, **kwargs), self.spec)
-
-
-_probed: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Any]] = weakref.WeakKeyDictionary()
-
-
-def output_shape(module: torch.nn.Module, x: torch.Tensor, select: Any) -> tuple[int, ...]:
-    """The shape of the scores ``select`` picks for the first sample of ``x`` (``[1, ...]``):
-    a one-sample probe, remembered per model, input shape and ``select``.
-
-    Raises the errors of :func:`pick` (an ``output=`` that finds nothing) when the
-    query is built, before anything is computed.
-
-    Examples
-    --------
-    >>> class LM(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return {"logits": x[..., None].expand(*x.shape, 7)}
-    >>> output_shape(LM(), torch.ones(2, 5), None)
-    (1, 5, 7)
-    >>> output_shape(LM(), torch.ones(2, 5), "logit")
-    Traceback (most recent call last):
-    ValueError: output: the model's forward returns a dict with keys 'logits', which has no 'logit'. Did you mean 'logits'?
-    """
-    seen = _probed.setdefault(module, {})
-    key = (tuple(x.shape[1:]), x.dtype, x.device.type, OutputSpec(select).key)
-    if key not in seen:
-        sample = x[:1].to(device_of(module, default=x.device))
-        with _quiet_guard(module), torch.no_grad():
-            seen[key] = tuple(pick(module(sample), select).shape)
-    return seen[key]
-
-
-@contextlib.contextmanager
-def _quiet_guard(module: torch.nn.Module) -> Iterator[None]:
-    # A model in training mode is warned about when it is computed, not by a probe.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="model (is|has submodules) in training mode")
-        with guarded(module):
-            yield

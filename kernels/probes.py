@@ -19,6 +19,7 @@ import torch
 from .capture import captured, own_hooks, tagged
 from .deeplift import deeplift_rules
 from .guard import device_of, guarded
+from .outputs import OutputSpec, pick
 from .pairs import paired
 
 _seen: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Any]] = weakref.WeakKeyDictionary()
@@ -110,4 +111,29 @@ def layer_calls(module: torch.nn.Module, x: torch.Tensor, name: str) -> list[tup
             finally:
                 handle.remove()
         seen[key] = calls  # type: ignore[assignment]
+    return seen[key]  # type: ignore[return-value]
+
+
+def output_shape(module: torch.nn.Module, x: torch.Tensor, select: Any) -> tuple[int, ...]:
+    """The shape of the scores ``select`` picks (:func:`~algebra.kernels.outputs.pick`) for
+    the first sample of ``x``, ``[1, ...]``: raises what ``pick`` raises (an ``output=``
+    that finds nothing) when a query is built.
+
+    Examples
+    --------
+    >>> class LM(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return {"logits": x[..., None].expand(*x.shape, 7)}
+    >>> output_shape(LM(), torch.ones(2, 5), None)
+    (1, 5, 7)
+    >>> output_shape(LM(), torch.ones(2, 5), "logit")
+    Traceback (most recent call last):
+    ValueError: output: the model's forward returns a dict with keys 'logits', which has no 'logit'. Did you mean 'logits'?
+    """
+    seen = _seen.setdefault(module, {})
+    key = _key(x, f"output:{OutputSpec(select).key}")
+    if key not in seen:
+        sample = x[:1].to(device_of(module, default=x.device))
+        with _quietly_guarded(module), torch.no_grad():
+            seen[key] = tuple(pick(module(sample), select).shape)
     return seen[key]  # type: ignore[return-value]

@@ -20,7 +20,8 @@ from ..ir.node import Node, Ref
 from ..ir.targets import Target
 from ..ir.views import source_of
 from ..kernels.capture import hookable
-from ..kernels.outputs import OutputSpec, output_shape
+from ..kernels.outputs import OutputSpec
+from ..kernels.probes import output_shape
 
 
 def output_spec(output: Any, position: Any, module: torch.nn.Module) -> OutputSpec:
