@@ -13,9 +13,11 @@ The packages follow a query's flow: ``api`` (what users call) builds ``ir`` node
 """
 
 from .api import attacks, guides
+from .api.attributions import AttributionDict, AttributionTuple
 from .api.bind import query
 from .api.dataset_expr import DatasetExpr
 from .api.expr import Expr
+from .api.input_params import tokens
 from .api.mitigation import Mitigation
 from .api.model import Model, model
 from .api.query import Query
@@ -32,6 +34,8 @@ from .runtime.session import Session, compute, explain, session
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributionDict",
+    "AttributionTuple",
     "DatasetExpr",
     "Expr",
     "Mitigation",
@@ -55,6 +59,7 @@ __all__ = [
     "session",
     "set_options",
     "stack",
+    "tokens",
     "topk",
     "unit",
     "units",

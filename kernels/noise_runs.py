@@ -16,6 +16,7 @@ import torch
 
 from .chunks import sample_chunks
 from .noise import check_samples, noisy_copies
+from .packed import packed_noise, packing_of
 from .plan import Group, Job, TargetSpec
 from .point_specs import NoiseSpec
 
@@ -101,7 +102,11 @@ def noised(
     """
     spec: NoiseSpec = job.noise
     samples = samples_of(spec)
-    copies = noisy_copies(x, spec.samples, spec.stdev, spec.relative, spec.seed, spec.noise)
+    if packing_of(job.module) is not None and spec.noise is None:  # each input its own range
+        draws = packed_noise(job.module, x, spec.samples, spec.stdev, spec.relative, spec.seed)
+        copies = x[None] + draws
+    else:
+        copies = noisy_copies(x, spec.samples, spec.stdev, spec.relative, spec.seed, spec.noise)
     groups = tuple(_tiled_group(g, x, samples) for g in job.groups)
     tiled = None if labels is None else labels.repeat(samples)
     return replace(job, groups=groups), copies.flatten(0, 1), tiled

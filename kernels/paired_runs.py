@@ -19,6 +19,7 @@ from .chunks import sample_chunks
 from .deeplift import deeplift_rules
 from .deltas import target_scores
 from .ops import Ops
+from .packed import pin
 from .pairs import halves
 from .plan import Group, Job
 from .point_specs import PairedSpec
@@ -82,7 +83,7 @@ def run_paired(module: torch.nn.Module, job: Job, group: Group, state: Any, ops:
     for p0, p1 in sample_chunks(pairs, per_pairs):
         index = torch.arange(p0, p1, device=x.device)
         samples = index if count == 0 else index // count
-        refs = references(path.baseline, x, index, count, path.window)
+        refs = pin(references(path.baseline, x, index, count, path.window), x[samples], module)
         points = torch.cat([x[samples], refs]).requires_grad_(None in group.wrt)
         with torch.enable_grad(), deeplift_rules(module), captured(module, layers) as acts:
             out = ops.forward(module, points)

@@ -14,6 +14,7 @@ import torch
 from .backward import compilable, compiled_backward
 from .capture import captured, replaced
 from .chunks import path_chunks, sample_chunks
+from .layer_baselines import LayerBaseline, run_layer_baseline
 from .ops import Ops, write
 from .path_starts import record_starts, shared_start, start_rows
 from .paths import alphas_and_weights, integrate, path_points
@@ -55,6 +56,9 @@ def run_baseline(module: torch.nn.Module, job: Job, group: Group, state: Any, op
     """
     path = group.points.path
     assert path is not None
+    if isinstance(path.baseline, LayerBaseline):  # given at the layer: nothing to evaluate
+        run_layer_baseline(module, job, group, state, ops)
+        return
     x, n = state.x, state.x.shape[0]
     base = path.baseline
     # A scalar (or batch-1) baseline is the same point for every sample: evaluate it once.

@@ -19,6 +19,7 @@ from .chunks import path_chunks
 from .deltas import drawn_scores, target_scores
 from .noise import draw_noise
 from .ops import Ops, forward_rows, tiled_rows
+from .packed import masked_noise, pin
 from .plan import Group, Job
 from .point_specs import ShapSpec
 from .shap import shap_draws, shap_points
@@ -72,6 +73,7 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
     index, alpha, noise = gradient_shap_draws(
         x, len(baselines), spec.samples, spec.stdev, spec.seed
     )
+    noise = None if noise is None else masked_noise(noise, module)  # never on token ids
     layers = tuple(w for w in group.wrt if w)
     cap = ops.per_chunk(job, group, state, len(baselines))
     base_logits, base_acts = forward_rows(ops, module, baselines, cap, layers)
@@ -93,6 +95,7 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
         draws = index[s0:s1, n0:n1]
         chunk_ends = ends[s0:s1, n0:n1] if noise is not None else ends[:, n0:n1]
         points, starts = shap_points(chunk_ends, baselines, draws, alpha[s0:s1, n0:n1])
+        points = pin(points, chunk_ends, module)  # drawn references carry no sample
         flat = points.flatten(0, 1).requires_grad_(None in group.wrt)
         with torch.enable_grad(), captured(module, capture) as acts:
             out = ops.forward(module, flat)

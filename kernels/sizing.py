@@ -13,6 +13,7 @@ import torch
 
 from .backward_strategy import sequential
 from .guard import device_of
+from .layer_baselines import LayerBaseline
 from .layouts import chunk_layout, extra_rows
 from .memory import (
     Profile,
@@ -276,6 +277,7 @@ def group_rows(group: Group, x: torch.Tensor) -> int:
     if group.points.kind == "baseline":
         base = group.points.path.baseline  # type: ignore[union-attr]
         per_sample = isinstance(base, torch.Tensor) and base.ndim == x.ndim and base.shape[0] > 1
+        per_sample = per_sample or isinstance(base, LayerBaseline)  # its scores: every sample
         return n if per_sample else 1
     return n * group.points.steps
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..ir.attribution import check_flag
+from ..ir.inputs import check_method, refuse_upsample
 from ..ir.node import Node
 from ..ir.targets import Target
 from ..ir.views import source_of
@@ -50,7 +51,9 @@ class CamMethods:
     ) -> tuple[tuple[tuple[str, Any], ...], torch.Tensor]:
         """Checked ``relu``, ``upsample`` and ``grid``, and the layer on its grid (a probe)."""
         layer = selected_layer(self.node, method)
+        check_method(self.node, method)  # what several inputs or token ids cannot take
         relu, upsample = check_flag(relu, "relu"), check_flag(upsample, "upsample")
+        refuse_upsample(self.node, upsample)
         stored, acts = grid_param(self.node, layer, grid, method)
         shape = source_of(self.node).shape
         if upsample and len(shape) != acts.ndim:

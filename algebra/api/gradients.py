@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.attribution import check_flag, check_rule, check_steps
+from ..ir.inputs import refuse_upsample
 from ..ir.node import Node
 from ..ir.views import layer_of, source_of
 from .expr import Expr
@@ -158,6 +159,7 @@ class GradientMethods:
         """
         relu = check_flag(relu, "relu")
         upsample = check_flag(upsample, "upsample")
+        refuse_upsample(self.node, upsample)
         shape = source_of(self.node).shape
         if upsample and len(shape) != 4:
             raise ValueError(

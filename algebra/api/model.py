@@ -14,6 +14,7 @@ from ..ir.views import Source, default_dims
 from ..kernels.checks import as_inputs, as_labels, content_token, fingerprint, model_dtype
 from .bindings import wrap
 from .difference import difference_of
+from .inputs import packed_model, several
 from .inspect import NeuronInspection
 from .query import Query
 from .sources import lazy_inputs, unlabelled_xarray
@@ -105,20 +106,26 @@ class Model(NeuronInspection):
         *,
         labels: Any = None,
         ids: Sequence[Any] | None = None,
-        dims: Sequence[str] | None = None,
+        dims: Any = None,
         batch_size: int | None = None,
+        attribute: Any = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        tokens: Sequence[Sequence[str]] | None = None,
     ) -> Query:
         """Start a lazy query of this model on a batch of inputs; nothing runs yet.
 
         Parameters
         ----------
-        inputs : torch.Tensor, numpy.ndarray, dask array, xarray.DataArray, Dataset or DataLoader
+        inputs : torch.Tensor, numpy.ndarray, tuple or dict of tensors, dask array, xarray.DataArray, Dataset or DataLoader
             A floating-point batch ``[N, ...]``. A dask array (or a ``DataArray`` backed by
             one, e.g. opened from Zarr), a torch ``Dataset`` (of inputs or ``(input,
             label)`` pairs) or a ``DataLoader`` (not shuffled) is read chunk by chunk when
             computed (see ``docs/scale-out.md``). A ``DataArray``'s first dim holds the
             samples; its other dims name ``dims``, its index gives ``ids`` and its
-            ``label`` coordinate the labels, unless given.
+            ``label`` coordinate the labels, unless given. Several inputs are a tuple
+            (passed by position) or a dict (passed by keyword: its keys are the forward's
+            arguments), each ``[N, ...]``; integer tensors are token ids (attribute an
+            embedding layer, or perturb them). See ``docs/models-and-inputs.md``.
         labels : torch.Tensor, sequence of int, dask array or str, optional
             One integer label per sample; enables the ``"label"`` target and coordinate.
             With a ``DataArray``, the name of a coordinate along its samples.
@@ -126,9 +133,21 @@ class Model(NeuronInspection):
             Sample identifiers, used as the ``sample`` coordinate (default ``0..N-1``).
         dims : sequence of str, optional
             Names of the non-batch input dimensions (default ``channel, y, x`` for images,
-            ``feature`` for vectors, ``dim_1, ...`` otherwise).
+            ``feature`` for vectors, ``token`` for token ids, ``dim_1, ...`` otherwise); for
+            several inputs, one sequence per input (a tuple, or a dict by name).
         batch_size : int, optional
             For a ``Dataset``: items collated at a time (default: a chunk's worth).
+        attribute : str, int or sequence of them, optional
+            The inputs attributed (by name, or position in a tuple); the others pass
+            through unchanged. Default: every floating-point input (the first input when
+            none is). Methods then return one attribution per attributed input.
+        forward_kwargs : dict, optional
+            Extra keyword arguments of the forward (e.g. ``attention_mask``): tensors with
+            the samples' leading dim ``N`` follow the samples through paths, noise,
+            perturbed copies and chunks; the others are passed as they are.
+        tokens : list of lists of str, optional
+            The text of each sample's tokens, for token ids ``[N, L]``: a ``token_text``
+            coordinate on results over the tokens.
 
         Returns
         -------
@@ -143,7 +162,33 @@ class Model(NeuronInspection):
         >>> data = torch.utils.data.TensorDataset(torch.rand(100, 4), torch.randint(0, 3, (100,)))
         >>> m.on(data, batch_size=32)
         Query(Linear on inputs [100, 4])
+        >>> class Two(torch.nn.Module):
+        ...     def forward(self, x, mask):
+        ...         return (x * mask) @ torch.ones(4, 3)
+        >>> ia.model(Two().eval()).on({"x": torch.rand(5, 4), "mask": torch.ones(5, 4)}, attribute="x")
+        Query(Two on inputs x [5, 4], mask (passed))
+        >>> ia.model(Two().eval()).on({"x": torch.rand(5, 4), "maks": torch.ones(5, 4)})
+        Traceback (most recent call last):
+        ValueError: inputs: 'maks' is not an argument of forward(x, mask). Did you mean 'mask'?
         """
+        if several(inputs, attribute, forward_kwargs, tokens):
+            if batch_size is not None:
+                raise TypeError("batch_size: only for a torch Dataset, not for several inputs")
+            info, rows = packed_model(
+                self.info,
+                inputs,
+                attribute=attribute,
+                forward_kwargs=forward_kwargs,
+                dims=dims,
+                tokens=tokens,
+            )
+            n = rows.shape[0]
+            y = None if labels is None else as_labels(labels, n, self.num_classes)
+            labels_ref = None if y is None else Ref(y, content_token(y))
+            packed = Model.of(info)
+            return packed._on(
+                Ref(rows, fingerprint(rows)), labels_ref, tuple(rows.shape), ids, ("packed",)
+            )
         if isinstance(inputs, xr.DataArray):
             inputs, labels, ids, dims = unlabelled_xarray(inputs, labels, ids, dims)
         dtype = model_dtype(self.module)

@@ -7,11 +7,13 @@ from typing import Any
 
 from ..errors import did_you_mean
 from ..ir.attribution import check_flag
+from ..ir.inputs import layout_of
 from ..ir.node import Node
 from ..ir.views import Noise, base_of, noise_of, rebased, source_of
 from ..kernels.noise import SMOOTH_KINDS, check_samples, check_stdev
 from ..kernels.noise_runs import check_noise
 from .expr import Expr
+from .input_params import packed_noise
 from .methods import check_params, method_of
 from .params import seed_param, tensor_ref
 
@@ -81,7 +83,10 @@ class NoiseMethods:
         relative = check_flag(relative, "relative")
         seed = seed_param(seed)
         given = None
-        if noise is not None:
+        if noise is not None and layout_of(self.node) is not None:  # draws per input
+            given = tensor_ref(packed_noise(self.node, noise))
+            samples = int(given.value.shape[0])
+        elif noise is not None:
             given = tensor_ref(check_noise(noise, source_of(self.node).inputs.value))
             samples = int(noise.shape[0])
         samples, stdev = check_samples(samples), check_stdev(stdev)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import did_you_mean, positive_integer
+from ..ir.inputs import layout_of
 from ..ir.node import Node, Ref
 from ..ir.views import base_of, layer_of, noise_of, source_of
 from ..kernels.checks import as_baseline, fingerprint
@@ -19,6 +20,7 @@ from ..kernels.grids import to_grid
 from ..kernels.noise import cpu_generator
 from ..kernels.probes import layer_output
 from ..kernels.shap import check_baselines
+from .input_params import packed_baseline, packed_baselines
 
 
 def tensor_ref(tensor: torch.Tensor) -> Ref:
@@ -46,6 +48,8 @@ def baseline_param(node: Node, baseline: Any) -> Any:
     Traceback (most recent call last):
     ValueError: baseline: the baseline query's inputs have shape [2, 5], but the inputs have shape [2, 4]
     """
+    if layout_of(node) is not None:  # several inputs or token ids: packed per input
+        return packed_baseline(node, baseline)
     view = getattr(baseline, "node", None)
     if isinstance(view, Node) and view.role == "view":  # another query's inputs, lazily
         if noise_of(view) is not None:
@@ -75,6 +79,8 @@ def baselines_param(node: Node, baselines: Any, argument: str = "baselines") -> 
     Traceback (most recent call last):
     ValueError: baselines: expected a tensor of shape [B, 4] (B reference inputs like the inputs' samples); got [5, 3]
     """
+    if layout_of(node) is not None:  # several inputs or token ids: packed per input
+        return packed_baselines(node, baselines, argument)
     try:
         tensor = check_baselines(baselines, source_of(node).inputs.value)
     except ValueError as error:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..ir.attribution import check_flag
+from ..ir.inputs import layout_of
 from ..ir.node import Node, Ref
 from ..ir.players import (
     PlayerSpecs,
@@ -32,6 +33,7 @@ from ..kernels.players import player_mask
 from ..kernels.run_copies import players_of
 from ..optimizer.simplify import player_spec
 from .expr import Expr
+from .input_players import packed_groups
 from .params import baseline_param
 
 
@@ -53,6 +55,8 @@ def groups_param(view: Node, groups: Any) -> tuple[Any, int | None]:
     Traceback (most recent call last):
     ValueError: groups: player ids must run 0..P-1 without gaps; id 1 is missing (ids present: 0, 2, 3)
     """
+    if layout_of(view) is not None and layer_of(view) is None:  # one mask over every input
+        return packed_groups(view, groups)
     stored: Any
     if groups is None or isinstance(groups, PlayerSpecs):
         stored = groups

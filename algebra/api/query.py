@@ -13,6 +13,7 @@ from typing import Any
 from ..config import options
 from ..ir.attribution import Attribution
 from ..ir.columns import Predicate, as_predicate
+from ..ir.inputs import check_method, layout_of
 from ..ir.joins import AntiJoin, Disagreement
 from ..ir.node import Node
 from ..ir.relational import Where
@@ -28,6 +29,7 @@ from ..ir.views import (
     source_of,
     window_of,
 )
+from .attributions import by_input
 from .bindings import wrap
 from .cams import CamMethods
 from .difference import difference_of
@@ -69,7 +71,9 @@ class Query(
         extra = f" window {list(window)}" if window else ""
         edited = " (edited)" if isinstance(base_of(self.node), Edit) else ""
         filters = "".join(f" where {p.to_query()}" for p in self.filters)
-        return f"Query({source.model.name} on {where} {list(source.shape)}{edited}{extra}{filters})"
+        layout = source.model.inputs
+        shape = list(source.shape) if layout is None else layout.describe(source.n)
+        return f"Query({source.model.name} on {where} {shape}{edited}{extra}{filters})"
 
     def _with(self, node: Node) -> Query:
         return Query(node, self.filters)
@@ -160,8 +164,10 @@ class Query(
         return Query(self.node, (*self.filters, as_predicate(predicate)))
 
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
+        check_method(self.node, method)  # what several inputs or token ids cannot take
         target = resolved_target(self.node, target)  # units checked on the layer's shape
-        return self._filtered(Attribution(self.node, method, target, params))
+        # One Expr, or one per attributed input (a tuple or a dict, as they were given).
+        return by_input(Attribution(self.node, method, target, params), self._filtered)
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:
@@ -242,6 +248,11 @@ class Query(
         """
         if not isinstance(other, Query):
             raise TypeError(f"other: expected a Query; got {type(other).__name__}")
+        if layout_of(self.node) is not None or layout_of(other.node) is not None:
+            raise ValueError(
+                "other: anti-joins of queries on several inputs, token ids or forward_kwargs "
+                "are not supported yet"
+            )
         left, right = source_of(self.node), source_of(other.node)
         same_model = left.model == right.model
         same_inputs = base_of(self.node) == rebased_base(other.node, left)

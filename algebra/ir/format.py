@@ -8,6 +8,7 @@ Descriptions dispatch on the node type through one table per concern: ``describe
 from __future__ import annotations
 
 from .attribution import Attribution
+from .inputs import InputPart, Shown
 from .joins import AntiJoin, Disagreement, Join
 from .metrics import Metric
 from .neurons import CounterfactualNeurons, describe_neurons
@@ -47,6 +48,8 @@ def shown(value: object) -> str:
     >>> shown(0.5), shown("gausslegendre")
     ('0.5', "'gausslegendre'")
     """
+    if isinstance(value, Shown):  # given per input, held packed
+        return value.text
     if isinstance(value, Ref) and hasattr(value.value, "shape"):
         return f"tensor{list(value.value.shape)}"
     if isinstance(value, Node):  # another query's inputs
@@ -216,6 +219,11 @@ def _(node: Metric) -> str:
     return f"{_expr(node.child)}.{describe_metric(node)}"
 
 
+@_expr.register
+def _(node: InputPart) -> str:
+    return f"{_expr(node.child)}.input({node.name!r})"
+
+
 def describe_metric(node: Metric) -> str:
     """A metric as the user chained it, its parameters included.
 
@@ -268,6 +276,11 @@ def _(node: Metric) -> str:
     return node.kind
 
 
+@_label.register
+def _(node: InputPart) -> str:
+    return f"input({node.name!r})"
+
+
 # -- result_name: the name of a computed node's DataArray ----------------------------------
 _name = dispatch_table("result_name")
 
@@ -292,7 +305,7 @@ def _(node: Disagreement) -> str:
     return node.part.method
 
 
-@entries(_name, (*VERBS, Metric))
+@entries(_name, (*VERBS, Metric, InputPart))
 def _(node: Node) -> str:
     return _name(node.children[0])
 

@@ -74,6 +74,11 @@ def attribution_of(node: Node) -> Attribution:
     ValueError: attr: a metric scores one map per sample and target; mean(['sample']) reduces over 'sample'
     """
     while not isinstance(node, Attribution):
+        if node.op == "input":  # one input's share of an attribution of several
+            raise ValueError(
+                "attr: metrics perturb one input tensor; a map of one of several inputs, "
+                "token ids or an input with forward_kwargs is not supported yet"
+            )
         if not isinstance(node, MAP_VERBS):
             raise ValueError(
                 f"attr: a metric scores an attribution of one model's inputs (optionally with "

@@ -18,7 +18,9 @@ class ModelInfo:
 
     ``reference`` is the model whose outputs resolve ``pred`` and ``topk`` targets when it
     is not this one (the left model of a disagreement ``f - g``); ``parts`` are the two
-    models of a disagreement.
+    models of a disagreement. ``inputs`` is the layout of several inputs, token ids or
+    extra forward arguments (:mod:`~algebra.ir.inputs`): the module is then the user's
+    model called on packed rows of them.
 
     Examples
     --------
@@ -33,6 +35,7 @@ class ModelInfo:
     layer_names: tuple[str, ...]
     reference: ModelInfo | None = None
     parts: tuple[ModelInfo, ModelInfo] | None = None
+    inputs: Any = None  # an InputLayout (ir.inputs), for packed inputs
 
     @property
     def token(self) -> str:

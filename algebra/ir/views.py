@@ -121,6 +121,31 @@ def check_window(window: Any, argument: str = "window") -> tuple[int, int, int, 
     return r0, r1, c0, c1
 
 
+def refuse_packed(view: Node, argument: str, what: str) -> None:
+    """Refuse ``what`` at the inputs of a query on several inputs, token ids or
+    forward_kwargs (they have no single grid, and edits would change them all).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> class Two(torch.nn.Module):
+    ...     def forward(self, a, b):
+    ...         return a + b
+    >>> q = ia.model(Two().eval()).on((torch.rand(2, 2), torch.rand(2, 2)))
+    >>> refuse_packed(q.node, "window", "has no single input grid")
+    Traceback (most recent call last):
+    ValueError: window: a query on several inputs, token ids or forward_kwargs (a [2, 2], b [2, 2]) has no single input grid; select a layer first, or query one input tensor
+    """
+    source = source_of(view)
+    layout = source.model.inputs
+    if layout is not None:
+        raise ValueError(
+            f"{argument}: a query on several inputs, token ids or forward_kwargs "
+            f"({layout.describe(source.n)}) {what}; select a layer first, or query one "
+            "input tensor"
+        )
+
+
 def _check_on_grid(
     window: tuple[int, int, int, int], shape: tuple[int, ...], argument: str
 ) -> None:
@@ -156,6 +181,7 @@ class Edit(Node):
             raise ValueError("edit: edits apply to the inputs, below any layer or window")
         if self.kind not in ("patch", "replace", "fn"):
             raise ValueError(f"edit: unknown kind {self.kind!r}")
+        refuse_packed(self.view, "edit", "cannot be edited (what-if edits are not supported yet)")
         shape = source_of(self.view).shape
         if self.window is not None:
             _check_on_grid(self.window, shape, "window")
@@ -192,6 +218,7 @@ class Window(Node):
                     f"{list(self.view.window)}; a drill-down narrows the window"
                 )
         if layer_of(self.view) is None:
+            refuse_packed(self.view, "window", "has no single input grid")
             _check_on_grid(self.window, source_of(self.view).shape, "window")
 
 
@@ -222,6 +249,13 @@ class Noise(Node):
             raise ValueError(f"samples: expected an integer >= 1; got {self.samples!r}")
         if not isinstance(self.stdev, float) or not self.stdev >= 0:
             raise ValueError(f"stdev: expected a finite number >= 0; got {self.stdev!r}")
+        layout = source_of(self.view).model.inputs
+        if layout is not None and layout.integer:
+            raise ValueError(
+                f"noise: the inputs hold token ids ({', '.join(layout.integer)}), which noise "
+                "cannot move; attribute an embedding layer without noise, or noise "
+                "floating-point inputs only (attribute=...)"
+            )
 
     def describe(self) -> str:
         """The noise as the user asked for it.

@@ -14,6 +14,7 @@ from typing import Any
 from ..ir import columns as cols
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
+from ..ir.inputs import InputPart
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.metrics import Metric
 from ..ir.model import ModelInfo
@@ -82,6 +83,8 @@ class _Namer:
         return used | set(self.given)
 
     def model(self, info: ModelInfo) -> syntax.Name:
+        if info.inputs is not None:
+            raise _refuse(f"a model on several inputs, token ids or forward_kwargs ({info.name})")
         if info.token not in self.models:
             name = self._given(info.torch_module) or _fresh("fghpqr", self._taken())
             self.models[info.token] = (name, info)
@@ -270,6 +273,11 @@ def _(node: Node, namer: _Namer) -> syntax.Select:
 @_select.register
 def _(node: Metric, namer: _Namer) -> syntax.Select:
     raise _refuse(f"the metric {node.kind}")
+
+
+@_select.register
+def _(node: InputPart, namer: _Namer) -> syntax.Select:
+    raise _refuse(f"the attribution of one of several inputs ({node.name!r})")
 
 
 def _fields(select: syntax.Select) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir.format import describe
+from ..ir.views import Source
 from ..kernels.plan import Group, Passes, Points, TargetSpec
 from .plan import Plan
-from .point_text import family_points
+from .point_text import baseline_text, family_points
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ def _points(points: Points, n: int) -> str:
     elif points.kind == "copies":
         assert points.path is not None
         through = f" of layer {points.layer!r}" if points.layer else ""
-        what = f"copies{through}, baseline {_baseline(points.path.baseline_key)}"
+        what = f"copies{through}, baseline {baseline_text(points.path.baseline_key)}"
     elif points.kind == "baseline":
         assert points.path is not None
-        what = f"baseline {_baseline(points.path.baseline_key)}"
+        what = f"baseline {baseline_text(points.path.baseline_key)}"
     else:
         path = points.path
         assert path is not None
@@ -54,11 +55,9 @@ def _points(points: Points, n: int) -> str:
     return what + (" (private)" if points.owner else "")
 
 
-def _baseline(key: str) -> str:
-    # Keys of other queries' inputs are node tokens; numbers and tensors show as they are.
-    if key.startswith(("source-", "edit-")):
-        return "other inputs" if key.startswith("source-") else "other (edited) inputs"
-    return key
+def _inputs(source: Source) -> str:
+    layout = source.model.inputs  # several inputs, token ids or forward_kwargs: by name
+    return str(list(source.shape)) if layout is None else f"({layout.describe(source.n)})"
 
 
 def _n(count: int, noun: str) -> str:
@@ -241,7 +240,7 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
             edited += f" with {copies} noisy copies ({copies} x {n} rows)"
             n *= copies
         lines.append(
-            f"physical: model {source.model.name!r} on inputs {list(source.shape)}{edited}: "
+            f"physical: model {source.model.name!r} on inputs {_inputs(source)}{edited}: "
             f"{len(job.groups)} point set{'s' if len(job.groups) != 1 else ''}"
         )
         if job.reference is not None:  # the left model's outputs resolve 'pred' and 'topk'

@@ -5,10 +5,20 @@ from __future__ import annotations
 from ..kernels.plan import Points
 
 
-def _baseline(key: str) -> str:
+def baseline_text(key: str) -> str:
+    """A baseline's key as ``explain()`` shows it: other inputs, a tensor, a number, or a
+    baseline given per input (its key starts with ``given``, then what the user wrote).
+
+    Examples
+    --------
+    >>> baseline_text("0.0"), baseline_text("tensor:123:0"), baseline_text("given tokens(0)|k")
+    ('0.0', 'a tensor', 'tokens(0)')
+    """
     if key.startswith(("source-", "edit-")):
         return "other inputs" if key.startswith("source-") else "other (edited) inputs"
-    return key if not key.startswith("tensor:") else "a tensor"
+    if key.startswith("given "):
+        return key[len("given ") :].rsplit("|", 1)[0]
+    return key if not key.startswith(("tensor:", "values:")) else "a tensor"
 
 
 def family_points(points: Points, n: int) -> str | None:
@@ -35,7 +45,7 @@ def family_points(points: Points, n: int) -> str | None:
                 f"inputs paired with each of {spec.baselines} references "
                 f"({spec.rows_per_sample} x {n} rows), DeepLift rules"
             )
-        reference = _baseline(points.path.baseline_key)
+        reference = baseline_text(points.path.baseline_key)
         return f"inputs paired with references {reference} (2 x {n} rows), DeepLift rules"
     if points.kind == "shap":
         noise = f", noise {spec.stdev}" if spec.stdev else ""

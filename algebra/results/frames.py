@@ -14,6 +14,7 @@ from ..ir.views import Edit, base_of, default_dims, layer_of, noise_of, source_o
 from ..kernels.execute import TaskResult
 from ..kernels.frame import Frame
 from .arrays import host
+from .inputs import layer_dims, token_text
 
 
 def attributes(node: Attribution) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
     elif node.method == "guided_grad_cam":  # a map over the inputs, read at a layer
         feature_dims = source.dims
     else:
-        feature_dims = default_dims(values.ndim - 1) if layer else source.dims
+        feature_dims = layer_dims(source, tuple(values.shape[2:])) if layer else source.dims
     n = source.n
     noise = noise_of(node.view)
     copies = () if noise is None else ("noise",)
@@ -131,6 +132,7 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
                 np.asarray(model.classes, dtype=object)[class_values],
             )
     attrs = attributes(node)
+    coords.update(token_text(source.model.inputs, tuple(feature_dims)))  # over token ids
     if result.players is not None:  # a perturbation's players, to draw beside the map
         ids = host(result.players)
         shared = ids.shape[0] == 1

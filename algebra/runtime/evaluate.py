@@ -12,6 +12,7 @@ from typing import Any
 
 from ..ir.attribution import Attribution
 from ..ir.format import describe_step
+from ..ir.inputs import InputPart
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.metrics import Metric
 from ..ir.neurons import CounterfactualNeurons
@@ -35,6 +36,7 @@ from ..kernels.combine import combine, stack
 from ..kernels.frame import Frame
 from ..kernels.predicates import evaluate as holds
 from ..kernels.predicates import keep_samples
+from ..results.inputs import input_frame
 from .neurons import neurons_dataset
 
 
@@ -91,6 +93,11 @@ def _(node: CounterfactualNeurons, frames: dict[str, Frame], cache: dict[str, Fr
     # Its own phase (runtime/neurons.py): one forward, then one batched optimisation; the
     # result is a whole Dataset, already labelled, not a frame for verbs.
     return neurons_dataset(node)
+
+
+@_evaluate.register
+def _(node: InputPart, frames: dict[str, Frame], cache: dict[str, Frame]) -> Frame:
+    return input_frame(node, evaluate(node.child, frames, cache))
 
 
 @entries(_evaluate, VERBS)

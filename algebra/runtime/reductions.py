@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..ir.attribution import Attribution
+from ..ir.inputs import InputPart
 from ..ir.joins import AntiJoin, Disagreement, Join
 from ..ir.metrics import Metric
 from ..ir.neurons import CounterfactualNeurons
@@ -120,7 +121,7 @@ def _(node: Attribution, states: tuple[str, ...]) -> str:
     return ROWS
 
 
-@entries(_flow, (Join, AntiJoin, Disagreement, Abs, Square))
+@entries(_flow, (Join, AntiJoin, Disagreement, Abs, Square, InputPart))
 def _(node: Node, states: tuple[str, ...]) -> str:
     return _passed(states, node.op)
 

@@ -116,9 +116,11 @@ def _nodes(exprs: tuple[Any, ...]) -> tuple[list[Node], Mapping[Any, Any] | None
         node = getattr(item, "node", None)
         if not isinstance(node, Node) or node.role == "view":
             where = f"key {list(mapping)[i]!r}" if mapping is not None else f"argument {i}"
+            several = isinstance(item, (tuple, Mapping)) and item  # one per input: unpack it
+            hint = " (one per input: pass ia.compute(*a), or a.compute())" if several else ""
             raise TypeError(
-                f"exprs: {where} is a {type(item).__name__}, expected an expression such as "
-                "q.saliency(...); pass several as ia.compute(a, b) or ia.compute({'a': a})"
+                f"exprs: {where} is a {type(item).__name__}{hint}, expected an expression such "
+                "as q.saliency(...); pass several as ia.compute(a, b) or ia.compute({'a': a})"
             )
     if not items and mapping is None:
         raise TypeError("exprs: expected at least one expression")

@@ -86,10 +86,9 @@ def test_inputs_checked(mlp):
         match=r"inputs: expected a batch \[N, \.\.\.\] with at least 2 dimensions; got shape \(6,\)",
     ):
         m.on(torch.zeros(6))
-    with pytest.raises(
-        TypeError, match=r"inputs: expected a floating-point tensor; got dtype torch\.int64"
-    ):
-        m.on(torch.zeros(2, 6, dtype=torch.long))
+    # Integer inputs are token ids: their gradient is refused, naming what to select.
+    with pytest.raises(ValueError, match=r"saliency: the inputs hold token ids \(input\)"):
+        m.on(torch.zeros(2, 6, dtype=torch.long)).saliency(0)
     with pytest.raises(TypeError, match=r"inputs: expected a torch\.Tensor"):
         m.on([[0.0] * 6])
     bad = torch.zeros(2, 6)
