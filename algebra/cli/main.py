@@ -1,4 +1,5 @@
-"""The command line: ``ialgebra query`` runs a declarative query, ``ialgebra explain`` shows its plan.
+"""The command line: ``ialgebra query`` runs a declarative query, ``ialgebra explain`` shows its
+plan, ``ialgebra serve`` serves the interactive page (:mod:`algebra.web`).
 
 User errors (a bad query, a missing file, an untrusted pickle, a bad binding) print one
 clear message and exit with status 2, never a traceback.
@@ -20,6 +21,7 @@ from ..api.model import model
 from ..errors import did_you_mean
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
+from ..web import command as web
 from .loading import load_model, load_tensor
 from .outputs import OutputError, all_or_nothing, check_outputs, png_path
 
@@ -61,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
         prog="ialgebra",
         description="Run i-Algebra queries on a PyTorch model from the command line.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="{query,explain}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{query,explain,serve}")
     for name, text in (
         ("query", "run a query; print a summary, write the result and a heat map"),
         ("explain", "print the plan of a query (the passes it would run), run nothing"),
@@ -103,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--force", action="store_true", help="overwrite --out and --png files that exist"
             )
+    web.add_parser(commands)
     return top
 
 
@@ -189,6 +192,9 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
     total: 1 forward (2 rows), 1 backward
     """
     out = out or sys.stdout
+    if args.command == "serve":
+        web.run(args)
+        return
     targets = _outputs(args)
     tree, bound = bindings(args)
     expr = query(args.text, **bound)
