@@ -125,9 +125,9 @@ def render(result: xr.DataArray, data: dict[str, str], grid_name: str = "input")
     for r, (side, i) in enumerate(rows):
         for t in range(targets):
             where = {"sample": i, "target": t}
-            panel = maps.isel({d: v for d, v in where.items() if d in maps.dims})
             if side is not None:
-                panel = panel.sel(side=side)
+                where["side"] = sides.index(side)
+            panel = maps.isel({d: v for d, v in where.items() if d in maps.dims})
             right = side == "right"
             sample = _label(result, "sample_right" if right else "sample", where)
             source = data.get("right" if right else "left") or data.get("left")

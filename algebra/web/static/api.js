@@ -64,5 +64,5 @@ function fmt(value) {
   if (value === null || value === undefined) return "–";
   const abs = Math.abs(value);
   if (abs !== 0 && (abs < 1e-3 || abs >= 1e4)) return value.toExponential(2);
-  return value.toPrecision(3).replace(/\.?0+$/, "");
+  return String(Number(value.toPrecision(3))); // 3 significant digits, no trailing zeros
 }

@@ -14,7 +14,7 @@ const Neuro = (() => {
     for (const name of m.layers) layers.append(el("option", { value: name, text: name }));
     classes.textContent = "";
     const count = m.classes ? m.classes.length : 10;
-    for (let k = 0; k < count; k++) classes.append(el("option", { value: k, text: m.classes ? `${k} (${m.classes[k]})` : `${k}` }));
+    for (let k = 0; k < count; k++) classes.append(el("option", { value: k, text: m.classes && m.classes[k] !== String(k) ? `${k} (${m.classes[k]})` : `${k}` }));
     const d = catalog.neuro;
     if (d.model === m.name) { layers.value = d.layer; classes.value = d.cls; }
     else layers.value = m.layers[m.layers.length - 3] || m.layers[0];
