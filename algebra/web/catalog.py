@@ -195,6 +195,21 @@ def pairs(values: Sequence[str], flag: str) -> dict[str, Path]:
     return out
 
 
+def _safe_model(path: Path) -> torch.nn.Module:
+    try:
+        return load_model(path)  # never trusts a pickle: the page has no --trust-pickle
+    except ValueError as error:
+        message = str(error)
+        if "--trust-pickle" not in message:
+            raise
+        reason = message.split(". Pass --trust-pickle")[0]
+        raise ValueError(
+            f"{reason}. ialgebra serve loads no pickles: save the model with "
+            "torch.export.save(torch.export.export(model, (example,)), 'model.pt2') or "
+            "torch.jit.script(model).save(path) (TorchScript)"
+        ) from None
+
+
 def from_files(models: Sequence[str], data: Sequence[str]) -> tuple[dict, dict]:
     """Load ``NAME=PATH`` model and data files with the command line's safe loaders.
 
@@ -212,7 +227,7 @@ def from_files(models: Sequence[str], data: Sequence[str]) -> tuple[dict, dict]:
     ('lin', 5, [0, 1, 2, 0, 1])
     """
     loaded_models = {
-        name: ia.model(load_model(path), name=name)
+        name: ia.model(_safe_model(path), name=name)
         for name, path in pairs(models, "--model").items()
     }
     loaded_data = {}

@@ -8,7 +8,6 @@ import time
 import pytest
 
 import algebra as ia
-
 from algebra.web.app import build_app
 from algebra.web.defaults import demo_catalog
 from algebra.web.server import Server, Settings

@@ -24,7 +24,8 @@ ARGS = [
 pytest.importorskip("starlette", reason="the page needs the web extra: pip install 'ialgebra[web]'")
 pytest.importorskip("uvicorn", reason="the page is served by uvicorn: pip install 'ialgebra[web]'")
 sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the browser tests need Playwright's Python package (pip install playwright)"
+    "playwright.sync_api",
+    reason="the browser tests need Playwright's Python package (pip install playwright)",
 )
 if not (CHROMIUM.exists() or shutil.which("chromium")):
     pytest.skip(
@@ -102,7 +103,9 @@ def test_a_query_then_a_drag_shows_the_refined_map(page, shots):
     # From the middle of pixel (row 8, column 6) to the middle of pixel (15, 19) of the 32x32 map.
     page.mouse.move(box["x"] + box["width"] * 6.5 / 32, box["y"] + box["height"] * 8.5 / 32)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 19.5 / 32, box["y"] + box["height"] * 15.5 / 32, steps=5)
+    page.mouse.move(
+        box["x"] + box["width"] * 19.5 / 32, box["y"] + box["height"] * 15.5 / 32, steps=5
+    )
     page.mouse.up()
     sync_api.expect(page.locator("#query")).to_have_value(re.compile(r"where \["))
     page.wait_for_selector(".cell .window", timeout=60_000)

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("starlette", reason="the page needs the web extra: pip install 'ialgebra[web]'")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 
-import algebra as ia  # noqa: E402
+import algebra as ia
 
 
 def expected(catalog, text, ids, model="cnn"):
@@ -26,7 +26,11 @@ def test_two_tabs_querying_at_once_both_get_their_answers(client, server, catalo
     # Different queries, models and samples in two tabs, submitted from two threads at once;
     # each result equals the same query computed alone.
     work = {
-        "tab-thread-aa": ("select * from f(x) using integrated_gradients(steps=16)", "cnn", [5, 6, 7]),
+        "tab-thread-aa": (
+            "select * from f(x) using integrated_gradients(steps=16)",
+            "cnn",
+            [5, 6, 7],
+        ),
         "tab-thread-bb": ("select fc1 from f(x) using saliency target all", "mlp", [8, 9]),
     }
     snaps, barrier = {}, threading.Barrier(len(work))
@@ -61,8 +65,13 @@ def test_two_tabs_querying_at_once_both_get_their_answers(client, server, catalo
 def test_a_second_sample_offers_join_and_anti_join(client, server, run_query):
     base = "select * from f(x) using integrated_gradients(steps=8)"
     inputs = {"x": {"data": "digits", "ids": [1]}, "x'": {"data": "digits", "ids": [2]}}
-    anti = client.post("/api/rewrite", json={"query": base, "compare": "anti", "inputs": "x'"}).json()
-    assert anti["query"] == "select * from f(x) left join (select * from f(x')) using integrated_gradients(steps=8)"
+    anti = client.post(
+        "/api/rewrite", json={"query": base, "compare": "anti", "inputs": "x'"}
+    ).json()
+    assert (
+        anti["query"]
+        == "select * from f(x) left join (select * from f(x')) using integrated_gradients(steps=8)"
+    )
     snap = run_query(anti["query"], tab="tab-compare-1", inputs=inputs)
     assert snap["state"] == "done", snap
     panels = snap["result"]["panels"]
@@ -70,7 +79,9 @@ def test_a_second_sample_offers_join_and_anti_join(client, server, run_query):
         ("left", 1, "/api/data/digits/1.png"),
         ("right", 2, "/api/data/digits/2.png"),
     ]
-    join = client.post("/api/rewrite", json={"query": base, "compare": "join", "inputs": "x'"}).json()
+    join = client.post(
+        "/api/rewrite", json={"query": base, "compare": "join", "inputs": "x'"}
+    ).json()
     joined = run_query(join["query"], tab="tab-compare-1", inputs=inputs)
     assert joined["state"] == "done" and joined["result"]["grid"]["name"] == "join"
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("starlette", reason="the page needs the web extra: pip install 'ialgebra[web]'")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 
-import algebra as ia  # noqa: E402
+import algebra as ia
 
 TAB = "tab-neuro-001"
 
@@ -28,7 +28,11 @@ def finish(client, path, body):
 @pytest.fixture(scope="module")
 def found(client):
     with ia.set_options(progress=False):
-        return finish(client, "/api/neuro/neurons", {"model": "spurious", "data": "audit", "layer": "block4", "cls": 8})
+        return finish(
+            client,
+            "/api/neuro/neurons",
+            {"model": "spurious", "data": "audit", "layer": "block4", "cls": 8},
+        )
 
 
 def test_counterfactual_neurons_of_a_class_mistakes(found, catalog):
@@ -72,8 +76,12 @@ def test_mitigation_reports_before_after_and_control(client, found):
 def test_bad_neuro_requests_are_refused_with_the_argument_named(client):
     response = client.post("/api/neuro/visualize", json={"tab": TAB, "model": "spurious", "layer": "block4",
                                                          "cls": 8, "neurons": list(range(7))})  # fmt: skip
-    assert response.status_code == 400 and response.json()["error"]["message"].startswith("neurons:")
-    response = client.post("/api/neuro/neurons", json={"tab": TAB, "model": "spurious", "layer": "blok4"})
+    assert response.status_code == 400 and response.json()["error"]["message"].startswith(
+        "neurons:"
+    )
+    response = client.post(
+        "/api/neuro/neurons", json={"tab": TAB, "model": "spurious", "layer": "blok4"}
+    )
     assert response.json()["error"]["message"].startswith("layer:")
     response = client.post("/api/neuro/neurons", json={"tab": TAB, "model": "spurious", "cls": 12})
     assert response.json()["error"]["message"].startswith("cls:")

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("starlette", reason="the page needs the web extra: pip install 'ialgebra[web]'")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 
-import algebra as ia  # noqa: E402
+import algebra as ia
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -82,7 +82,9 @@ def test_a_drag_refines_the_query_and_zeroes_outside_the_window(client, server, 
     text = "select * from f(x) using shapley(samples=4, seed=0)"
     refined = client.post("/api/rewrite", json={"query": text, "window": [4, 20, 8, 24]}).json()
     assert refined["query"] == text + " where [4, 20, 8, 24]"
-    deeper = client.post("/api/rewrite", json={"query": refined["query"], "window": [0, 12, 12, 30]})
+    deeper = client.post(
+        "/api/rewrite", json={"query": refined["query"], "window": [0, 12, 12, 30]}
+    )
     assert deeper.json()["query"].endswith("where [4, 20, 8, 24] and [4, 12, 12, 24]")
     snap = run_query(deeper.json()["query"], tab="tab-drill-001", ids=[1])
     assert snap["state"] == "done", snap
@@ -147,7 +149,10 @@ def test_query_length_tabs_and_samples_are_checked(client, run_query):
     outside = run_query("select * from f(x)", ids=[540])
     assert "not a sample index" in outside.json()["error"]["message"]
     unknown = run_query("select * from f(x)", models={"f": "resnet"})
-    assert "Did you mean" in unknown.json()["error"]["message"] or "no model" in unknown.json()["error"]["message"]
+    assert (
+        "Did you mean" in unknown.json()["error"]["message"]
+        or "no model" in unknown.json()["error"]["message"]
+    )
 
 
 def test_long_queries_report_progress_in_chunks_and_can_be_cancelled(client, server):
@@ -172,7 +177,9 @@ def test_samples_are_filtered_by_the_where_clause(client, catalog):
     body = {"data": "digits", "model": "cnn", "limit": 500}
     everything = client.post("/api/samples", json=body).json()
     assert everything["matched"] == 540 and len(everything["items"]) == 200  # one page at most
-    wrong = client.post("/api/samples", json={**body, "query": "select * from f(x) where not correct"}).json()
+    wrong = client.post(
+        "/api/samples", json={**body, "query": "select * from f(x) where not correct"}
+    ).json()
     x, y = catalog.dataset("digits").x, catalog.dataset("digits").labels
     with ia.set_options(progress=False):
         pred = ia.model(catalog.model("cnn").module).on(x).saliency("pred").compute()["pred"].values
@@ -182,7 +189,13 @@ def test_samples_are_filtered_by_the_where_clause(client, catalog):
 
 def test_completion_offers_layers_methods_and_bound_names(client):
     def options(text, **extra):
-        body = {"query": text, "cursor": len(text), "models": {"f": "cnn"}, "inputs": ["x", "x'"], **extra}
+        body = {
+            "query": text,
+            "cursor": len(text),
+            "models": {"f": "cnn"},
+            "inputs": ["x", "x'"],
+            **extra,
+        }
         return client.post("/api/complete", json=body).json()["options"]
 
     assert "block2.0" in options("select block2")
@@ -219,7 +232,9 @@ def test_the_host_header_is_checked(server):
 
     from algebra.web.app import build_app
 
-    guarded = TestClient(build_app(server, hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1")
+    guarded = TestClient(
+        build_app(server, hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1"
+    )
     assert guarded.get("/api/catalog").status_code == 200
     assert guarded.get("/api/catalog", headers={"host": "evil.example"}).status_code == 400
 
