@@ -6,7 +6,7 @@ Prints one markdown table per claim (the figures in docs/neuroinspect.md, "Evide
 Everything runs through the public API (``ia.model``, ``q.mistakes(...).counterfactual_neurons``,
 ``m.mitigate(...).evaluate``, ``m.visualize``); the kernels only measure (pooled features for
 the mark and digit effects, and the ceiling's head). Per seed: build the task and the model
-(:func:`algebra.cli.demo_data.spurious_model`), find the counterfactual neurons of class 8
+(:func:`algebra.demo.data.spurious_model`), find the counterfactual neurons of class 8
 on the audit split, measure how the top-voted
 neurons respond to the mark and to the digit, mitigate with the reference's automatic
 choice (the top-10 "insufficient" neurons) and every default, beside the control,
@@ -24,7 +24,7 @@ import warnings
 import torch
 
 import algebra as ia
-from algebra.cli import demo_data as dd
+from algebra.demo import data as dd
 from algebra.kernels.accuracy import accuracy
 from algebra.kernels.decision import decision_features, find_decision
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -155,7 +159,7 @@ def spurious_digits():
     """The spurious-mark digits task (class 8) and its model with the shortcut, seed 0:
     built once per session (about 5 s on one thread) and shared by the evidence tests,
     which must leave the model as they found it."""
-    from algebra.cli import demo_data as dd
+    from algebra.demo import data as dd
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convolutions: one thread is several times faster
@@ -164,3 +168,54 @@ def spurious_digits():
         return task, dd.spurious_model(task, seed=0)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """One temporary model cache (``IALGEBRA_CACHE``) for the whole session, doctests
+    included: the demo's quick models are trained once, and nothing goes to ~/.cache."""
+    folder = tmp_path_factory.mktemp("ialgebra-cache")
+    before = os.environ.get("IALGEBRA_CACHE")
+    os.environ["IALGEBRA_CACHE"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("IALGEBRA_CACHE", None)
+        else:
+            os.environ["IALGEBRA_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """``run_demo(quick=True)`` of the studies other than adversarial (which ``cli_demo``
+    runs), once per session: the report's folder and what the run returned."""
+    import algebra as ia
+    from algebra.demo.run import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    stream = io.StringIO()
+    with ia.set_options(progress=False):
+        report = run_demo(
+            out, only=["inconsistency", "poisoning", "neuroinspect"], quick=True, stream=stream
+        )
+    return report, stream.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli_demo(tmp_path_factory, model_cache):
+    """``python -m algebra demo --only adversarial --quick --out OUT`` in a fresh process
+    whose home and working folder are empty temporary folders (so that a test can check
+    that nothing was written outside OUT and the cache): ``(completed process, root)``,
+    with ``root / "out"``, ``root / "home"`` and ``root / "cwd"``."""
+    root = tmp_path_factory.mktemp("cli-demo")
+    for name in ("home", "cwd"):
+        (root / name).mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(root / "home"), IALGEBRA_CACHE=str(model_cache))
+    done = subprocess.run(
+        [sys.executable, "-m", "algebra", "demo", "--only", "adversarial", "--quick",
+         "--out", str(root / "out")],
+        cwd=root / "cwd", env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return done, root

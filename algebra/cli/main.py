@@ -1,5 +1,6 @@
 """The command line: ``ialgebra query`` runs a declarative query, ``ialgebra explain`` shows its
-plan, ``ialgebra serve`` serves the interactive page (:mod:`algebra.web`).
+plan, ``ialgebra demo`` runs the built-in case studies (:mod:`algebra.cli.demo`) and
+``ialgebra serve`` serves the interactive page (:mod:`algebra.web`).
 
 User errors (a bad query, a missing file, an untrusted pickle, a bad binding) print one
 clear message and exit with status 2, never a traceback.
@@ -22,6 +23,7 @@ from ..errors import did_you_mean
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
 from ..web import command as web
+from . import demo
 from .loading import load_model, load_tensor
 from .outputs import OutputError, all_or_nothing, check_outputs, png_path
 
@@ -63,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
         prog="ialgebra",
         description="Run i-Algebra queries on a PyTorch model from the command line.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="{query,explain,serve}")
+    commands = top.add_subparsers(
+        dest="command", required=True, metavar="{query,explain,demo,serve}"
+    )
     for name, text in (
         ("query", "run a query; print a summary, write the result and a heat map"),
         ("explain", "print the plan of a query (the passes it would run), run nothing"),
@@ -105,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--force", action="store_true", help="overwrite --out and --png files that exist"
             )
+    demo.add_arguments(
+        commands.add_parser("demo", help=demo.DESCRIPTION, description=demo.DESCRIPTION)
+    )
     web.add_parser(commands)
     return top
 
@@ -191,6 +198,9 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
     ...
     total: 1 forward (2 rows), 1 backward
     """
+    if args.command == "demo":
+        demo.execute(args)
+        return
     out = out or sys.stdout
     if args.command == "serve":
         web.run(args)
@@ -295,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     2
     """
     args = parser().parse_args(argv)
+    if args.command == "demo":  # its own errors: only bad options are caught
+        return demo.execute(args)
     try:
         run(args)
     except (UsageError, QueryError, ValueError, TypeError, KeyError, OSError, IndexError) as error:

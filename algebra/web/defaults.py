@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import demo_data as dd
-from ..cli.demo_context import Context
+from ..demo import data as dd
+from ..demo.context import Context
 from .catalog import Catalog, DataSet
 
 MODELS = ("cnn", "mlp", "backdoored", "spurious")

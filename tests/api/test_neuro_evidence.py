@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import algebra as ia
-from algebra.cli import demo_data as dd
+from algebra.demo import data as dd
 from algebra.kernels.decision import decision_features, find_decision
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algebra.cli import demo_data as dd
+from algebra.demo import data as dd
 from algebra.kernels.accuracy import accuracy
 from algebra.kernels.counterfactual import counterfactual_neurons
 from algebra.kernels.decision import decision_features, find_decision

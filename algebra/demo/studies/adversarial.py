@@ -19,11 +19,12 @@ import xarray as xr
 
 import algebra as ia
 
-from . import demo_figures as figs
-from .demo_context import Context, outputs, predict
-from .demo_metrics import divergence, roc_auc, roc_curve
-from .demo_report import Shown, Study, Table, source
+from .. import figures as figs
+from ..context import Context, outputs, predict
+from ..metrics import divergence, roc_auc, roc_curve
+from ..report import Shown, Study, Table, source
 
+STEPS = 4  # progress steps (ctx.step)
 LAYERS = ("block1", "block2", "block3", "block4", "pool")
 EPS = 0.05  # L-inf radius, on images in [0, 1] (about 13 / 255)
 QUERY = "select {layer} from f(x) using input_x_gradient target label"
@@ -39,9 +40,9 @@ def attack(m: ia.Model, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Ten
     }
 
 
-def identity_maps(m: ia.Model, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor) -> xr.DataArray:  # fmt: skip
+def identity_maps(m: ia.Model, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, samples: int) -> xr.DataArray:  # fmt: skip
     """The identity (Shapley values of an 8 x 8 grid) of benign and adversarial inputs."""
-    text = "select * from f(x) using shapley(samples=25, seed=0) target label"
+    text = f"select * from f(x) using shapley(samples={samples}, seed=0) target label"
     maps = ia.compute({
         "benign": ia.query(text, f=m, x=m.on(x, labels=y)),
         "pgd": ia.query(text, f=m, x=m.on(adv, labels=y)),
@@ -80,7 +81,7 @@ def run(ctx: Context, out: Path) -> Study:
     Examples
     --------
     >>> import tempfile, algebra as ia
-    >>> ctx = Context(quick=True, cache=Path(tempfile.mkdtemp()))
+    >>> ctx = Context(quick=True)  # models from the cache ($IALGEBRA_CACHE)
     >>> with ia.set_options(progress=False):
     ...     study = run(ctx, Path(tempfile.mkdtemp()))
     >>> [m.name for m in study.metrics][-1]
@@ -95,13 +96,15 @@ def run(ctx: Context, out: Path) -> Study:
     )
     m, split, n = ctx.cnn, ctx.clean, ctx.sizes.adversarial
     x, y = split.x_test[:n], split.y_test[:n]
+    ctx.step("PGD and FGSM inputs")
     inputs = attack(m, x, y)
     for name, batch in (("clean", x), ("PGD", inputs["pgd"]), ("FGSM", inputs["fgsm"])):
         study.metric(f"CNN accuracy, {name} inputs", (predict(m, batch) == y).float().mean(),
                      note=f"{n} test digits")  # fmt: skip
 
     shown = 4
-    maps = identity_maps(m, x[:shown], inputs["pgd"][:shown], y[:shown])
+    ctx.step("identity of benign and PGD inputs")
+    maps = identity_maps(m, x[:shown], inputs["pgd"][:shown], y[:shown], ctx.sizes.shapley_samples)
     pictures = xr.DataArray(
         torch.stack([x[:shown], inputs["pgd"][:shown]]).numpy(),
         dims=("input", "sample", "channel", "y", "x"),
@@ -116,6 +119,7 @@ def run(ctx: Context, out: Path) -> Study:
         source(identity_maps),
     ))  # fmt: skip
 
+    ctx.step("selection across layers")
     queries = {name: m.on(batch, labels=y) for name, batch in (("benign", x), *inputs.items())}
     layered = layer_maps(m, queries)
     curves = {
@@ -158,6 +162,7 @@ def run(ctx: Context, out: Path) -> Study:
                      float(np.median(values[:, 0])), "{:.2f}", "median over inputs")  # fmt: skip
         study.metrics[-1].text += f" / {np.median(values[:, -2]):.2f}"
 
+    ctx.step("detector: blurred twins")
     _detector(ctx, study, out, x, inputs["pgd"])
     return study
 

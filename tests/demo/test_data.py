@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algebra.cli import demo_data as dd
+from algebra.demo import data as dd
 
 
 @pytest.fixture(scope="module")

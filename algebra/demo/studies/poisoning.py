@@ -18,12 +18,13 @@ import xarray as xr
 
 import algebra as ia
 
-from . import demo_figures as figs
-from .demo_context import Context, predict
-from .demo_metrics import precision_at, roc_auc, roc_curve
-from .demo_models import progress
-from .demo_report import Shown, Study, Table, source
+from .. import figures as figs
+from ..context import Context, predict
+from ..metrics import precision_at, roc_auc, roc_curve
+from ..models import progress
+from ..report import Shown, Study, Table, source
 
+STEPS = 3  # progress steps (ctx.step)
 RANK = "select * from f(x) using shapley(groups=grid(4, 4), samples=1, antithetic=true, seed=0) target label"  # fmt: skip
 DRILL = "select * from f(x) where {window} using shapley(groups=grid(4, 4), samples=8, seed=0) target label"  # fmt: skip
 BUDGET = 0.10  # share of the training set removed before retraining
@@ -64,7 +65,7 @@ def run(ctx: Context, out: Path) -> Study:
     Examples
     --------
     >>> import tempfile, algebra as ia
-    >>> ctx = Context(quick=True, cache=Path(tempfile.mkdtemp()))
+    >>> ctx = Context(quick=True)  # models from the cache ($IALGEBRA_CACHE)
     >>> with ia.set_options(progress=False):
     ...     study = run(ctx, Path(tempfile.mkdtemp()))
     >>> study.metrics[0].name
@@ -83,6 +84,7 @@ def run(ctx: Context, out: Path) -> Study:
         "the top candidates drilled down, and the model retrained without the top of the "
         f"ranking ({len(y)} images ranked).",
     )
+    ctx.step("ranking the training images")
     values = concentration(m, x, y)
     s = score(values)
     k = int(poisoned.sum())
@@ -103,6 +105,7 @@ def run(ctx: Context, out: Path) -> Study:
         (8 * (p // 4), 8 * (p // 4) + 8, 8 * (p % 4), 8 * (p % 4) + 8) for p in best.tolist()
     ]
     ids = [f"#{i + 1} ({'poisoned' if poisoned[j] else 'clean'})" for i, j in zip(ranks, top, strict=True)]  # fmt: skip
+    ctx.step("drill-down into the candidates")
     maps = drill_down(m, x[top], y[top], ids, windows)
     fig = maps.ia.plot(x[top], col="sample", panel_size=1.6, title=(
         "ranked training images: projection into their strongest 8 x 8 window"))  # fmt: skip
@@ -126,6 +129,7 @@ def run(ctx: Context, out: Path) -> Study:
         "permutations). Left: the scores of clean and poisoned images; right: ROC curve.",
         source(concentration, score) + f"\n\n# RANK = {RANK!r}",
     ))  # fmt: skip
+    ctx.step("retraining without the removed images")
     _retrain(ctx, study, removed, len(y))
     return study
 

@@ -1,7 +1,7 @@
 """The demo's networks and their training: a small CNN, a multi-layer perceptron (a second
 architecture to compare with), and a seeded training loop that reports its progress.
 
-Imports only numpy and torch; the data sets are in :mod:`algebra.cli.demo_data`.
+Imports only numpy and torch; the data sets are in :mod:`algebra.demo.data`.
 """
 
 from __future__ import annotations

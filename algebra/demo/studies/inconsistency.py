@@ -18,10 +18,11 @@ import xarray as xr
 
 import algebra as ia
 
-from . import demo_figures as figs
-from .demo_context import Context, outputs, predict
-from .demo_report import Shown, Study, Table, source
+from .. import figures as figs
+from ..context import Context, outputs, predict
+from ..report import Shown, Study, Table, source
 
+STEPS = 3  # progress steps (ctx.step)
 QUERY = (
     "select * from f(x) left join (select * from g(x)) "
     "using shapley(samples={samples}, seed=0) target pred"
@@ -36,17 +37,23 @@ def disagreement_maps(f: ia.Model, g: ia.Model, x: ia.Query, samples: int) -> xr
 
 
 def masked(x: torch.Tensor, players: np.ndarray, chosen: np.ndarray) -> torch.Tensor:
-    """``x`` with each sample's ``chosen`` players (ids of the ``players`` map) at 0."""
-    hide = torch.from_numpy(np.stack([np.isin(players, c) for c in chosen]))
-    return x * (~hide[:, None]).to(x.dtype)  # the same players on every channel
+    """Copies of ``x [N, C, H, W]`` with players at 0: ``chosen [D, N, k]`` holds, for each of
+    ``D`` draws and each sample, ``k`` ids of the ``players`` map ``[H, W]``; ``[D, N, ...]``."""
+    hidden = np.zeros((*chosen.shape[:2], int(players.max()) + 1), dtype=bool)
+    np.put_along_axis(hidden, chosen, True, axis=-1)
+    hide = torch.from_numpy(hidden[..., players])  # [D, N, H, W]
+    return x[None] * (~hide[:, :, None]).to(x.dtype)  # the same players on every channel
 
 
 def what_if(f: ia.Model, g: ia.Model, x: torch.Tensor, players: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """After masking: do the models agree, and is their Jensen-Shannon divergence lower?"""
-    edited = masked(x, players, chosen)
-    before = _js(outputs(f, x), outputs(g, x))
+    """After masking (all draws in one batch): do the models agree, and is their
+    Jensen-Shannon divergence lower? Both ``[D, N]``."""
+    edited = masked(x, players, chosen).flatten(0, 1)
+    before = _js(outputs(f, x), outputs(g, x)).repeat(len(chosen))
     p, q = outputs(f, edited), outputs(g, edited)
-    return (p.argmax(1) == q.argmax(1)).numpy(), (_js(p, q) < before).numpy()
+    shape = chosen.shape[:2]
+    agree, closer = p.argmax(1) == q.argmax(1), _js(p, q) < before
+    return agree.reshape(shape).numpy(), closer.reshape(shape).numpy()
 
 
 def _js(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -61,7 +68,7 @@ def run(ctx: Context, out: Path) -> Study:
     Examples
     --------
     >>> import tempfile, algebra as ia
-    >>> ctx = Context(quick=True, cache=Path(tempfile.mkdtemp()))
+    >>> ctx = Context(quick=True)  # models from the cache ($IALGEBRA_CACHE)
     >>> with ia.set_options(progress=False):
     ...     study = run(ctx, Path(tempfile.mkdtemp()))
     >>> study.metrics[0].name
@@ -75,6 +82,7 @@ def run(ctx: Context, out: Path) -> Study:
         "disagreement; masking them is checked against masking random features.",
     )
     f, g, split = ctx.cnn, ctx.mlp, ctx.clean
+    ctx.step("disagreements")
     pf, pg = predict(f, split.x_test), predict(g, split.x_test)
     rows = (pf != pg).nonzero()[:, 0][: ctx.sizes.disagreements]
     study.metric("disagreements", int((pf != pg).sum()), "{:.0f}", f"of {len(pf)} test digits")
@@ -85,6 +93,7 @@ def run(ctx: Context, out: Path) -> Study:
     study.metric("f right / g right", int((pf[rows] == y).sum()), "{:.0f}", "among those explained")
     study.metrics[-1].text += f" / {int((pg[rows] == y).sum())} of {len(rows)}"
     ids = [f"{int(r)}: f {int(pf[r])}, g {int(pg[r])}" for r in rows]
+    ctx.step("model-level anti-join")
     maps = disagreement_maps(f, g, f.on(x, labels=y, ids=ids), ctx.sizes.shapley_samples)
     fig = maps.ia.plot(x, col="sample", max_samples=6, panel_size=1.8,
                        title="f - g: Shapley values of the disagreement, for f's class")  # fmt: skip
@@ -96,17 +105,17 @@ def run(ctx: Context, out: Path) -> Study:
         source(disagreement_maps) + f"\n\n# QUERY = {QUERY!r}",
     ))  # fmt: skip
 
+    ctx.step("what-if masking")
     players = maps.player.values[0]  # [y, x]: shared by the channels and samples
     values = maps.groupby("player").mean().transpose("sample", "player").values
     rng = np.random.default_rng(0)
     top, rand = {}, {}
     for k in SIZES:
-        order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-        top[k] = what_if(f, g, x, players, order)
-        rand[k] = [
-            what_if(f, g, x, players, np.stack([rng.choice(values.shape[1], k, replace=False) for _ in rows]))
-            for _ in range(DRAWS)
-        ]  # fmt: skip
+        order = np.argsort(-values, axis=1, kind="stable")[None, :, :k]
+        top[k] = [a[0] for a in what_if(f, g, x, players, order)]
+        draws = rng.random((DRAWS, len(rows), values.shape[1])).argsort(-1)[..., :k]
+        agree, closer = what_if(f, g, x, players, draws)
+        rand[k] = list(zip(agree, closer, strict=True))  # per draw: ([N], [N])
     area = [f"{k} ({100 * k / values.shape[1]:.1f}%)" for k in SIZES]
     fig, (left, right) = figs.figure(10, 3.4, cols=2)
     for ax, i, what in ((left, 0, "the models agree"), (right, 1, "the outputs come closer (JS)")):
@@ -140,7 +149,7 @@ def run(ctx: Context, out: Path) -> Study:
         f"reverses: the check is informative at small k only. {len(rows)} disagreements: each "
         f"is {100 / len(rows):.0f} points of a share."
     )
-    after = masked(x, players, np.argsort(-values, axis=1, kind="stable")[:, :1])
+    after = masked(x, players, np.argsort(-values, axis=1, kind="stable")[None, :, :1])[0]
     table_rows = [
         [str(int(r)), str(int(yy)), str(int(a)), str(int(b)), str(int(c)), str(int(d))]
         for r, yy, a, b, c, d in zip(rows, y, pf[rows], pg[rows], predict(f, after), predict(g, after), strict=True)

@@ -5,7 +5,7 @@ channels** in [0, 1]. Three channels let the spurious mark be pure red: no grey 
 stroke has that colour, so a network can (and does) dedicate neurons to the mark alone,
 as a real shortcut cue would be, and the visualisation's colour decorrelation is used.
 Every builder is seeded and returns plain tensors; the networks and their training are in
-:mod:`algebra.cli.demo_nets`. This module imports only numpy, torch and scikit-learn
+:mod:`algebra.demo.nets`. This module imports only numpy, torch and scikit-learn
 (``pip install 'ialgebra[demo]'``).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .demo_nets import small_cnn, steps, train_classifier
+from .nets import small_cnn, steps, train_classifier
 
 SIZE = 32
 MARK = 4  # side of the bright red square in the top-left corner

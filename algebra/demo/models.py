@@ -70,12 +70,16 @@ def cache_dir() -> Path:
     Examples
     --------
     >>> import os
+    >>> before = os.environ.pop("IALGEBRA_CACHE", None)
+    >>> cache_dir().parts[-2:]
+    ('.cache', 'ialgebra')
     >>> os.environ["IALGEBRA_CACHE"] = "/tmp/ia-cache"
     >>> str(cache_dir())
     '/tmp/ia-cache'
-    >>> del os.environ["IALGEBRA_CACHE"]
-    >>> cache_dir().parts[-2:]
-    ('.cache', 'ialgebra')
+    >>> if before is None:
+    ...     del os.environ["IALGEBRA_CACHE"]
+    ... else:
+    ...     os.environ["IALGEBRA_CACHE"] = before
     """
     folder = os.environ.get("IALGEBRA_CACHE")
     return Path(folder).expanduser() if folder else Path.home() / ".cache" / "ialgebra"
@@ -153,8 +157,9 @@ def trained(
 
 
 @contextlib.contextmanager
-def progress(total: int, what: str, unit: str = "batch") -> Iterator[Callable[[], None]]:
-    """A tqdm bar of ``total`` steps (when ``ia.options.progress`` is on); yields ``tick()``.
+def progress(total: int, what: str, unit: str = "batch") -> Iterator[Callable[..., None]]:
+    """A tqdm bar of ``total`` steps (when ``ia.options.progress`` is on); yields
+    ``tick(note="")``, which advances the bar and shows ``note`` beside it.
 
     Examples
     --------
@@ -163,13 +168,19 @@ def progress(total: int, what: str, unit: str = "batch") -> Iterator[Callable[[]
     ...     tick()
     """
     if not options.progress:
-        yield lambda: None
+        yield lambda note="": None
         return
     from tqdm.auto import tqdm  # only when a bar is shown
 
     bar = tqdm(total=total, desc=what, unit=unit, leave=False, dynamic_ncols=True)
+
+    def tick(note: str = "") -> None:
+        bar.update(1)
+        if note:  # shown at once: a step's note says what runs until the next tick
+            bar.set_postfix_str(note)
+
     try:
-        yield lambda: bar.update(1)
+        yield tick
     finally:
         bar.close()
 

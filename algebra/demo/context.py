@@ -1,11 +1,13 @@
 """What every study of the demo shares: the mode's sizes, the device, the data sets and the
 trained models (each built once per run, the models through the cache of
-:mod:`algebra.cli.demo_models`)."""
+:mod:`algebra.demo.models`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,9 @@ from typing import Any
 import torch
 
 from ..api.model import Model, model
-from . import demo_data as dd
-from . import demo_nets as nets
-from .demo_models import Recipe, Trained, trained
+from . import data as dd
+from . import nets
+from .models import Recipe, Trained, progress, trained
 
 CLASSES = [str(d) for d in range(10)]
 
@@ -81,6 +83,7 @@ class Context:
     cache: Path | None = None
     seed: int = 0
     models: list[Trained] = field(default_factory=list)
+    _tick: Callable[..., None] | None = field(default=None, repr=False)
 
     @property
     def sizes(self) -> Sizes:
@@ -126,12 +129,42 @@ class Context:
         """
         return dd.spurious_task(cls=8, seed=self.seed)
 
+    @contextlib.contextmanager
+    def stage(self, study: str, total: int) -> Iterator[None]:
+        """A progress bar over a study's ``total`` steps (when ``ia.options.progress`` is
+        on), advanced by :meth:`step` inside the block.
+
+        Examples
+        --------
+        >>> import algebra as ia
+        >>> c = Context()
+        >>> with ia.set_options(progress=False), c.stage("study", 2):
+        ...     c.step("first")
+        ...     c.step("second")
+        """
+        with progress(total, study, unit="step") as tick:
+            self._tick = tick
+            try:
+                yield
+            finally:
+                self._tick = None
+
+    def step(self, what: str) -> None:
+        """Say that the study's next step, ``what``, starts (a no-op outside :meth:`stage`).
+
+        Examples
+        --------
+        >>> Context().step("nothing to show")
+        """
+        if self._tick is not None:
+            self._tick(what)
+
     def wrap(self, done: Trained, name: str) -> Model:
         """Record a trained model and wrap it for queries, with the digit names.
 
         Examples
         --------
-        >>> from algebra.cli.demo_models import Recipe
+        >>> from algebra.demo.models import Recipe
         >>> t = Trained(torch.nn.Linear(2, 10), Recipe("x", "", "", 0, 0), True, 0.0, Path("x"))
         >>> Context().wrap(t, "lin").name
         'lin'
