@@ -108,7 +108,7 @@ def test_a_query_then_a_drag_shows_the_refined_map(page, shots):
     )
     page.mouse.up()
     sync_api.expect(page.locator("#query")).to_have_value(re.compile(r"where \["))
-    page.wait_for_selector(".cell .window", timeout=60_000)
+    page.wait_for_selector(".cell.zoomed", timeout=60_000)  # the refined map, zoomed to its window
     text = page.input_value("#query")
     assert text.startswith("select * from f(x) using shapley(samples=4, seed=0) where [")
     window = [int(v) for v in text.split("where [")[1].rstrip("]").split(",")]
@@ -118,6 +118,17 @@ def test_a_query_then_a_drag_shows_the_refined_map(page, shots):
     assert "window [8, 16, 6, 20]" in page.inner_text("#result-title")
     assert "where [8, 16, 6, 20]" in page.inner_text("#history")
     page.screenshot(path=shots / "2-drill-down.png", full_page=True)
+    # Zoomed, the panel is the window (8 x 14): a drag inside it is in the window's grid.
+    box = page.locator(".cell").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5 / 14, box["y"] + box["height"] * 4.5 / 8)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 6.5 / 14, box["y"] + box["height"] * 7.5 / 8, steps=5)
+    page.mouse.up()
+    sync_api.expect(page.locator("#result-title")).to_contain_text("window [12, 16, 6, 13]", timeout=60_000)
+    assert page.input_value("#query").endswith("where [8, 16, 6, 20] and [12, 16, 6, 13]")
+    page.uncheck("#zoom")
+    page.wait_for_selector(".cell .window")  # unzoomed: the whole image, the window outlined
+    page.screenshot(path=shots / "3-drill-down-deeper.png", full_page=True)
 
 
 def test_a_syntax_error_shows_its_caret(page, shots):
@@ -128,7 +139,7 @@ def test_a_syntax_error_shows_its_caret(page, shots):
     assert caret.endswith("^") and source.rstrip().endswith("select * form f(x)")
     assert len(caret) - 1 == source.index("form")  # under the 'f' of 'form'
     assert "expected 'from'" in page.inner_text("#query-error")
-    page.screenshot(path=shots / "3-syntax-error.png", full_page=True)
+    page.screenshot(path=shots / "4-syntax-error.png", full_page=True)
 
 
 def test_completion_offers_method_names(page):
@@ -146,5 +157,5 @@ def test_the_neuroinspect_view_finds_neurons(page, shots):
     page.wait_for_selector("#n-neurons input[type=checkbox]", timeout=90_000)
     assert "mistakes of class 8" in page.inner_text("#n-count")
     assert page.locator("#n-mistakes img").count() > 0
-    page.screenshot(path=shots / "4-neuroinspect.png", full_page=True)
+    page.screenshot(path=shots / "5-neuroinspect.png", full_page=True)
     assert not page.errors

@@ -191,6 +191,7 @@ async function init() {
   $("cancel").addEventListener("click", () => state.running && api("/api/cancel", { tab: TAB, job: state.running }));
   $("query").addEventListener("keydown", (event) => { if (event.key === "Enter" && event.ctrlKey) { event.preventDefault(); run(); } });
   $("opacity").addEventListener("input", () => Results.setOpacity($("opacity").value / 100));
+  $("zoom").addEventListener("change", () => Results.redraw());
   const compareWith = (how) => state.picks["x'"].ids.length ? { compare: how, inputs: "x'" } : { compare: how, model: "g" };
   $("do-join").addEventListener("click", () => rewrite(compareWith("join")));
   $("do-anti").addEventListener("click", () => rewrite(compareWith("anti")));

@@ -29,33 +29,43 @@ const Results = (() => {
     return `target ${panel.target}: class ${panel.class_name ?? panel.class}`;
   }
 
-  // A panel: the image, the map over it, the current window's outline, and a drag rectangle.
-  function cell(panel, info, opacity) {
+  // A panel: the image, the map over it, and a drag rectangle. Zoomed, the panel shows the
+  // current window only (both images scaled and shifted); else the window is outlined.
+  function cell(panel, info, opacity, zoom) {
     const { height, width } = info;
-    const scale = SIZE / Math.max(height, width);
-    const w = Math.max(Math.round(width * scale), 24), h = Math.max(Math.round(height * scale), 12);
-    const box = el("div", { class: "cell", "data-row": panel.row, "data-col": panel.col });
+    const win = info.window && height > 1 ? info.window : null;
+    const view = zoom && win ? win : [0, height, 0, width]; // rows r0:r1, columns c0:c1 shown
+    const rows = view[1] - view[0], cols = view[3] - view[2];
+    const scale = SIZE / Math.max(rows, cols);
+    const w = Math.max(Math.round(cols * scale), 24), h = Math.max(Math.round(rows * scale), 12);
+    const box = el("div", { class: `cell${zoom && win ? " zoomed" : ""}`, "data-row": panel.row, "data-col": panel.col });
     box.style.width = `${w}px`;
     box.style.height = `${h}px`;
-    if (panel.image && height > 1) box.append(el("img", { class: "base", src: panel.image, alt: "", draggable: "false" }));
+    const place = (img) => {
+      Object.assign(img.style, {
+        width: `${width * w / cols}px`, height: `${height * h / rows}px`,
+        left: `${-view[2] * w / cols}px`, top: `${-view[0] * h / rows}px`,
+      });
+      return img;
+    };
+    if (panel.image && height > 1) box.append(place(el("img", { class: "base", src: panel.image, alt: "", draggable: "false" })));
     const heat = el("img", { class: "heat", src: panel.png, alt: `heat map ${panel.row},${panel.col}`, draggable: "false" });
     heat.style.opacity = opacity;
-    box.append(heat);
-    const window_ = info.window;
-    if (window_ && height > 1) {
+    box.append(place(heat));
+    if (win && !(zoom && win)) {
       const outline = el("div", { class: "window" });
       Object.assign(outline.style, {
-        top: `${window_[0] * h / height}px`, height: `${(window_[1] - window_[0]) * h / height}px`,
-        left: `${window_[2] * w / width}px`, width: `${(window_[3] - window_[2]) * w / width}px`,
+        top: `${win[0] * h / rows}px`, height: `${(win[1] - win[0]) * h / rows}px`,
+        left: `${win[2] * w / cols}px`, width: `${(win[3] - win[2]) * w / cols}px`,
       });
       box.append(outline);
     }
-    if (height > 1) dragging(box, height, width, h, w);
+    if (height > 1) dragging(box, view, h, w);
     return box;
   }
 
   // One drag at a time; the window's listeners are set once, not per panel.
-  let drag = null; // {box, rect, start, rows, cols, h, w}
+  let drag = null; // {box, rect, start, view, h, w}
   const at = (d, event) => {
     const r = d.box.getBoundingClientRect();
     return {
@@ -78,30 +88,35 @@ const Results = (() => {
     const p = at(d, event), s = d.start;
     d.rect.hidden = true;
     if (Math.abs(p.y - s.y) < 4 && Math.abs(p.x - s.x) < 4) return; // a click, not a drag
-    const r0 = Math.floor(Math.min(s.y, p.y) * d.rows / d.h), r1 = Math.floor(Math.max(s.y, p.y) * d.rows / d.h) + 1;
-    const c0 = Math.floor(Math.min(s.x, p.x) * d.cols / d.w), c1 = Math.floor(Math.max(s.x, p.x) * d.cols / d.w) + 1;
-    onWindow([r0, r1, c0, c1]);
+    // Pixels of the panel to rows and columns of the map's grid (the view's offset added).
+    const [v0, v1, u0, u1] = d.view;
+    const row = (y) => v0 + Math.floor(y * (v1 - v0) / d.h), col = (x) => u0 + Math.floor(x * (u1 - u0) / d.w);
+    onWindow([row(Math.min(s.y, p.y)), row(Math.max(s.y, p.y)) + 1, col(Math.min(s.x, p.x)), col(Math.max(s.x, p.x)) + 1]);
   });
 
-  function dragging(box, rows, cols, h, w) {
+  function dragging(box, view, h, w) {
     const rect = el("div", { class: "drag", hidden: true });
     box.append(rect);
     box.addEventListener("mousedown", (event) => {
       event.preventDefault();
-      drag = { box, rect, rows, cols, h, w, start: null };
+      drag = { box, rect, view, h, w, start: null };
       drag.start = at(drag, event);
       rect.hidden = false;
       Object.assign(rect.style, { top: `${drag.start.y}px`, left: `${drag.start.x}px`, width: "0px", height: "0px" });
     });
   }
 
+  let last = null;
+
   function show(result) {
+    last = result;
     grid.textContent = "";
     const info = result.grid;
     const count = info.rows * info.cols;
-    SIZE = count <= 2 ? 260 : count <= 6 ? 190 : count <= 20 ? 150 : 110;
+    SIZE = count <= 2 ? 320 : count <= 6 ? 200 : count <= 20 ? 150 : 110;
     const hasTarget = "target" in info.dims;
     const opacity = document.getElementById("opacity").value / 100;
+    const zoom = document.getElementById("zoom").checked;
     const table = el("div", { class: "result-grid" });
     table.style.gridTemplateColumns = `auto repeat(${info.cols}, auto)`;
     table.append(el("div"));
@@ -114,7 +129,7 @@ const Results = (() => {
       const label = rowLabel(panels[0]);
       if (!hasTarget) label.append(el("div", { class: "muted", text: colLabel(panels[0], false) }));
       table.append(label);
-      for (const panel of panels) table.append(cell(panel, info, opacity));
+      for (const panel of panels) table.append(cell(panel, info, opacity, zoom));
     }
     grid.append(table);
     if (info.cut) grid.append(el("p", { class: "muted", text: "Only the first rows are shown." }));
@@ -131,5 +146,5 @@ const Results = (() => {
     for (const img of grid.querySelectorAll("img.heat")) img.style.opacity = value;
   }
 
-  return { show, setOpacity, onWindow(fn) { onWindow = fn; }, clear() { grid.textContent = ""; } };
+  return { show, setOpacity, redraw() { if (last) show(last); }, onWindow(fn) { onWindow = fn; }, clear() { grid.textContent = ""; } };
 })();
