@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import algebra as ia
 from ..lang.parse import parse_query
 from ..lang.syntax import COLUMNS, KEYWORDS
 from .catalog import Catalog
-from .completion import complete, methods
+from .completion import complete, layer_text, methods
 from .edits import compare, refine
 from .failures import WebError, error_payload
 from .jobs import Runner
@@ -27,6 +28,7 @@ from .requests import MAX_QUERY, MAX_SAMPLES, Selections, text_of
 from .tabs import Tabs
 
 MAX_PAGE = 200  # thumbnails listed per request
+MAX_THUMBS = 4096  # thumbnails kept (about 1 KB each for 32 x 32 images)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Server:
         self.selections = Selections(catalog)
         # The sample browser's predictions, shared by every tab (the data do not change).
         self.columns = ia.Session(64 * 2**20)
-        self._thumbs: dict[tuple[str, int], bytes] = {}
+        self._thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -137,9 +139,15 @@ class Server:
             raise WebError(404, f"data: {data!r} holds no images ([C, H, W] with 1 or 3 channels)")
         key = (data, index)
         with self._lock:
-            if key not in self._thumbs:
-                self._thumbs[key] = image_png(dataset.x[index].detach().cpu().float().numpy())
-            return self._thumbs[key]
+            if key in self._thumbs:
+                self._thumbs.move_to_end(key)
+                return self._thumbs[key]
+        png = image_png(dataset.x[index].detach().cpu().float().numpy())
+        with self._lock:
+            png = self._thumbs.setdefault(key, png)
+            while len(self._thumbs) > MAX_THUMBS:
+                self._thumbs.popitem(last=False)
+        return png
 
     @staticmethod
     @functools.cache
@@ -157,9 +165,9 @@ class Server:
         """A page of the sample browser: each sample's label, prediction and whether it is
         right, for the samples that pass the ``where`` clause of ``query`` (when given).
 
-        Predictions come from a saliency query of the whole data set, and the filter from
-        the same query with the ``where`` clause: the engine's own predicate, memoized
-        across tabs.
+        Predictions come from a saliency query of the whole data set (at the model's last
+        layer, which costs little more than a forward), and the filter from the same query
+        with the ``where`` clause: the engine's own predicate, memoized across tabs.
 
         Examples
         --------
@@ -180,8 +188,7 @@ class Server:
         ):
             raise WebError(400, "offset, limit: expected integers >= 0")
         whole = self.selections.whole(data.name)
-        base = "select * from f(x) using saliency"
-        (everything,) = self.columns.compute(ia.query(base, f=model, x=whole))
+        base, everything = self._predictions(model, whole)
         where, kept = None, everything
         text = body.get("query")
         if isinstance(text, str) and text.strip():
@@ -205,6 +212,21 @@ class Server:
             })  # fmt: skip
         return {"data": data.name, "model": body["model"], "total": data.size,
                 "matched": len(ids), "where": where, "items": items, "images": data.images}  # fmt: skip
+
+    def _predictions(self, model: ia.Model, whole: ia.Query) -> tuple[str, Any]:
+        """Every sample's prediction and label, as the coordinates of a saliency query: at
+        the model's last layer when it has one (a small result, little backward), else at
+        the input. Returns the query's text (to filter with) and its result."""
+
+        def run(base: str) -> tuple[str, Any]:
+            return base, self.columns.compute(ia.query(base, f=model, x=whole))[0]
+
+        if model.layer_names:
+            try:
+                return run(f"select {layer_text(model.layer_names[-1])} from f(x) using saliency")
+            except (ValueError, TypeError, RuntimeError):
+                pass  # a last layer that is not the output's (or not a tensor): the input
+        return run("select * from f(x) using saliency")
 
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         """Parse the query (no binding, nothing runs): its names and windows, or the

@@ -157,7 +157,7 @@ def test_query_length_tabs_and_samples_are_checked(client, run_query):
 
 def test_long_queries_report_progress_in_chunks_and_can_be_cancelled(client, server):
     tab = "tab-cancel-01"
-    body = {"tab": tab, "query": "select * from f(x) using shapley(samples=20)",
+    body = {"tab": tab, "query": "select * from f(x) using shapley(samples=5)",
             "models": {"f": "cnn"}, "inputs": {"x": {"data": "digits", "ids": list(range(64))}}}  # fmt: skip
     started = client.post("/api/query", json=body).json()
     assert started["chunks"] == 8
