@@ -119,13 +119,14 @@ def colour(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 def heat_pixels(values: np.ndarray, limit: float, signed: bool) -> np.ndarray:
     """A map ``[H, W]`` as ``uint8 [H, W, 4]``: coloured on ``[-limit, limit]`` (diverging)
     when ``signed``, else on ``[0, limit]`` (sequential), and more opaque the larger the
-    value's magnitude, so that the image shows through where the map is near zero.
+    value's magnitude (as its square root, so that small values still show), so that
+    the image shows through where the map is near zero.
 
     Examples
     --------
     >>> px = heat_pixels(np.array([[-1.0, 0.0, 1.0]]), 1.0, signed=True)
     >>> px[0, :, 3].tolist(), bool(px[0, 0, 2] > px[0, 0, 0]), bool(px[0, 2, 0] > px[0, 2, 2])
-    ([255, 40, 255], True, True)
+    ([255, 0, 255], True, True)
     """
     values = np.nan_to_num(np.asarray(values, dtype=np.float64))
     limit = float(limit) if limit > 0 else 1.0
@@ -136,7 +137,7 @@ def heat_pixels(values: np.ndarray, limit: float, signed: bool) -> np.ndarray:
         position = values / limit
         strength = np.clip(values / limit, 0.0, 1.0)
     rgb = colour(position, DIVERGING if signed else SEQUENTIAL)
-    alpha = 40 + 215 * np.clip(strength, 0.0, 1.0)  # never fully transparent
+    alpha = 255 * np.sqrt(np.clip(strength, 0.0, 1.0))
     pixels = np.concatenate([rgb, alpha[..., None]], axis=-1)
     return np.rint(pixels).astype(np.uint8)
 

@@ -176,6 +176,11 @@ async function init() {
   const note = () => { $("data-note").textContent = catalog.data.find((d) => d.name === $("data").value).note; };
   note();
   Editor.onBindings(() => ({ models: modelsBound(), inputs: Object.keys(inputsBound()) }));
+  Editor.onChange((parsed) => { // the layer picker follows the query's select
+    if (!parsed.ok || parsed.neurons) return;
+    const layer = parsed.layer ?? "*";
+    if ([...$("layer").options].some((o) => o.value === layer)) $("layer").value = layer;
+  });
   Editor.text = catalog.defaults.query;
   state.picks.x = { data: catalog.defaults.data, ids: [0] };
   $("model").addEventListener("change", () => { fillModels(); loadSamples(); });
