@@ -43,7 +43,8 @@ def submit(server: Server, body: dict[str, Any]) -> dict[str, Any]:
     """
     tab = server.tabs.get(body.get("tab"))
     request = request_of(body, server.catalog)
-    parts = chunks(request)
+    # Counterfactual neurons vote over all the mistakes at once: never split their samples.
+    parts = [dict(request.inputs)] if request.tree.neurons else chunks(request)
     exprs = [build(request, server.catalog, server.selections, part) for part in parts]
     job = Job("query", request.text)
     tab.add(job)
@@ -176,14 +177,12 @@ def cancel(server: Server, body: dict[str, Any]) -> dict[str, Any]:
     >>> import torch
     >>> from .catalog import Catalog, DataSet
     >>> s = Server(Catalog({"m": ia.model(torch.nn.Linear(2, 2))}, {"d": DataSet("d", torch.rand(1, 2))}))
-    >>> cancel(s, {"tab": "tab-0001", "job": "3"})["message"]
-    "job: no job '3' in this tab (only the last 8 are kept)"
+    >>> cancel(s, {"tab": "tab-0001", "job": "3"})
+    Traceback (most recent call last):
+    algebra.web.failures.WebError: job: no job '3' in this tab (only the last 8 are kept)
     >>> s.close()
     """
-    try:
-        job = server.tabs.get(body.get("tab")).job(str(body.get("job")))
-    except WebError as error:
-        return dict(error.payload)
+    job = server.tabs.get(body.get("tab")).job(str(body.get("job")))
     job.cancel.set()
     return {"job": job.id, "state": job.state}
 

@@ -124,7 +124,9 @@ def test_a_query_then_a_drag_shows_the_refined_map(page, shots):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 6.5 / 14, box["y"] + box["height"] * 7.5 / 8, steps=5)
     page.mouse.up()
-    sync_api.expect(page.locator("#result-title")).to_contain_text("window [12, 16, 6, 13]", timeout=60_000)
+    sync_api.expect(page.locator("#result-title")).to_contain_text(
+        "window [12, 16, 6, 13]", timeout=60_000
+    )
     assert page.input_value("#query").endswith("where [8, 16, 6, 20] and [12, 16, 6, 13]")
     page.uncheck("#zoom")
     page.wait_for_selector(".cell .window")  # unzoomed: the whole image, the window outlined

@@ -85,3 +85,17 @@ def test_bad_neuro_requests_are_refused_with_the_argument_named(client):
     assert response.json()["error"]["message"].startswith("layer:")
     response = client.post("/api/neuro/neurons", json={"tab": TAB, "model": "spurious", "cls": 12})
     assert response.json()["error"]["message"].startswith("cls:")
+
+
+def test_a_neurons_query_in_the_editor_votes_over_all_its_samples(client, catalog, run_query):
+    # 64 samples: more than a chunk, but counterfactual neurons must see every mistake at once.
+    ids = list(range(64))
+    snap = run_query("select neurons of block4 from f(x) where mistakes of 8", tab="tab-neuro-002",
+                     ids=ids, data="audit", models={"f": "spurious"})  # fmt: skip
+    assert snap["state"] == "done", snap
+    audit = catalog.dataset("audit")
+    q = catalog.model("spurious").on(audit.x[ids], labels=audit.labels[ids], ids=ids)
+    want = q.mistakes(8).counterfactual_neurons(8, layer="block4").compute()
+    got = snap["result"]["neurons"]
+    assert got["mistakes"] == want.attrs["mistakes"]
+    assert [r["neuron"] for r in got["ranked"]["insufficient"]] == list(want.attrs["insufficient"])
