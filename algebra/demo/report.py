@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -67,17 +68,19 @@ class Study:
 
 
 def source(*functions: Callable[..., object]) -> str:
-    """The source of the functions that made a figure: what the report shows beside it.
+    """The source of the functions that made a figure: what the report shows beside it
+    (without the formatter's and type checker's comments, which say nothing to a reader).
 
     Examples
     --------
     >>> def f(x):
-    ...     return x + 1
+    ...     return x + 1  # fmt: skip
     >>> print(source(f))
     def f(x):
         return x + 1
     """
-    return "\n\n".join(textwrap.dedent(inspect.getsource(f)).strip() for f in functions)
+    text = "\n\n".join(textwrap.dedent(inspect.getsource(f)).strip() for f in functions)
+    return re.sub(r"  # (fmt: skip|type: ignore\[[\w-]+\])", "", text)
 
 
 def terminal(studies: Sequence[Study]) -> str:

@@ -18,6 +18,7 @@ from typing import TextIO
 
 import torch
 
+from ..config import options, set_options
 from ..errors import did_you_mean
 from .context import Context
 from .report import Study, Table, terminal, write_html
@@ -119,6 +120,33 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+CPU_BUDGET = 128 * 2**20
+
+
+def budget(device: torch.device) -> int | None:
+    """The memory budget of the run: ``ia.options.memory_budget`` when set; else, on the
+    CPU, 128 MiB.
+
+    The default budget (from the free memory) makes chunks of hundreds of MiB, and on the
+    CPU every chunk's fresh buffers are mapped and zeroed page by page: on the demo's full
+    run that was 7.5 million page faults, as much system time as computing time. Chunks of
+    128 MiB reuse their memory (3 million faults, system time down from 19 s to 8 s, the
+    run about 40 % faster) and still hold every pass whole.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> budget(torch.device("cpu")) == 128 * 2**20, budget(torch.device("cuda")) is None
+    (True, True)
+    >>> with ia.set_options(memory_budget=2**30):
+    ...     budget(torch.device("cpu"))
+    1073741824
+    """
+    if options.memory_budget is not None or device.type != "cpu":
+        return options.memory_budget
+    return CPU_BUDGET
+
+
 def run_demo(
     out: str | Path = "ialgebra-demo",
     only: Sequence[str] | None = None,
@@ -171,7 +199,7 @@ def run_demo(
     ctx = Context(quick=quick, device=device, cache=cache)
     start = time.perf_counter()
     studies = []
-    with torch_threads(threads):
+    with torch_threads(threads), set_options(memory_budget=budget(device)):
         for i, name in enumerate(names, 1):
             print(f"[{i}/{len(names)}] {name} ...", file=stream, flush=True)
             began = time.perf_counter()
@@ -186,6 +214,11 @@ def run_demo(
     metrics = folder / "metrics.json"
     metrics.write_text(json.dumps(as_json(ctx, studies, seconds), indent=1), encoding="utf-8")
     print("\n" + terminal(studies), file=stream)
+    made = ", ".join(
+        f"{t.recipe.name} {'loaded' if t.cached else 'trained'} {t.seconds:.1f} s"
+        for t in ctx.models
+    )
+    print(f"\nmodels: {made}", file=stream)
     print(f"\n{len(names)} studies in {seconds:.1f} s; report: {index}", file=stream, flush=True)
     return Report(studies, index, metrics, seconds, ctx)
 

@@ -81,8 +81,9 @@ def run(ctx: Context, out: Path) -> Study:
     Examples
     --------
     >>> import tempfile, algebra as ia
+    >>> from algebra.demo.run import torch_threads
     >>> ctx = Context(quick=True)  # models from the cache ($IALGEBRA_CACHE)
-    >>> with ia.set_options(progress=False):
+    >>> with ia.set_options(progress=False), torch_threads(1):  # as run_demo runs it
     ...     study = run(ctx, Path(tempfile.mkdtemp()))
     >>> [m.name for m in study.metrics][-1]
     'detector ROC AUC, held out'

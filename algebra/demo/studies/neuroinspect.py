@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 
 import algebra as ia
@@ -40,7 +41,7 @@ def mistake_maps(m: ia.Model, task: dd.Spurious, rows: list[int], samples: int) 
     return q.identity(CLS, samples=samples, seed=0).compute()
 
 
-def visualise(m: ia.Model, neurons: list[int], steps: int, images: int, example) -> xr.Dataset:  # type: ignore[no-untyped-def]
+def visualise(m: ia.Model, neurons: list[int], steps: int, images: int, example: torch.Tensor) -> xr.Dataset:  # fmt: skip
     """Stage 2: images that excite each neuron, conditioned on the class."""
     return m.visualize("block4", neurons, cls=CLS, steps=steps, images=images, example=example, seed=0)  # fmt: skip
 
@@ -60,8 +61,9 @@ def run(ctx: Context, out: Path) -> Study:
     Examples
     --------
     >>> import tempfile, algebra as ia
+    >>> from algebra.demo.run import torch_threads
     >>> ctx = Context(quick=True)  # models from the cache ($IALGEBRA_CACHE)
-    >>> with ia.set_options(progress=False):
+    >>> with ia.set_options(progress=False), torch_threads(1):  # as run_demo runs it
     ...     study = run(ctx, Path(tempfile.mkdtemp()))
     >>> study.metrics[0].name
     'mistakes of class 8 on the audit split'
