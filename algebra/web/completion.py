@@ -42,7 +42,7 @@ def methods() -> dict[str, tuple[str, ...]]:
 
     Examples
     --------
-    >>> methods()["integrated_gradients"]
+    >>> methods()["integrated_gradients"][:3]
     ('steps', 'method', 'baseline')
     >>> "shapley" in methods(), "counterfactual_neurons" in methods()
     (True, True)

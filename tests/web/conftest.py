@@ -1,5 +1,5 @@
-"""The page's fixtures: the demo's quick models (trained once per test session into a
-temporary cache), a server over them and a test client."""
+"""The page's fixtures: the demo's quick models (trained once per test session into the
+session's temporary model cache), a server over them and a test client."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from algebra.web.server import Server, Settings
 
 
 @pytest.fixture(scope="session")
-def catalog(tmp_path_factory):
+def catalog(model_cache):
+    # The session's model cache (tests/conftest.py): the demo's tests train the same models.
     with ia.set_options(progress=False):
-        return demo_catalog(
-            quick=True, cache=tmp_path_factory.mktemp("cache"), models=("cnn", "mlp", "spurious")
-        )
+        return demo_catalog(quick=True, cache=model_cache, models=("cnn", "mlp", "spurious"))
 
 
 @pytest.fixture(scope="session")
