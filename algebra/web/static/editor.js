@@ -82,13 +82,18 @@ const Editor = (() => {
     list.hidden = false;
   }
 
+  let asked = 0; // completions answered out of order are dropped: only the last one counts
+
   async function complete(force) {
+    const mine = ++asked;
     const cursor = box.selectionStart;
     const before = box.value.slice(0, cursor);
     if (!force && !/[A-Za-z0-9_.(,\s]$/.test(before)) return closeList();
     try {
       const { models, inputs } = bindings();
-      const answer = await api("/api/complete", { query: box.value, cursor, models, inputs });
+      const text = box.value;
+      const answer = await api("/api/complete", { query: text, cursor, models, inputs });
+      if (mine !== asked || box.value !== text) return; // the text moved on meanwhile
       const typed = box.value.slice(answer.start, cursor);
       if (!answer.options.length || (!force && !typed && !["layer", "method", "model", "input", "param"].includes(answer.kind))) {
         return closeList();
@@ -96,7 +101,7 @@ const Editor = (() => {
       completion = { ...answer, index: 0 };
       drawList();
     } catch (e) {
-      closeList();
+      if (mine === asked) closeList();
     }
   }
 
