@@ -22,7 +22,8 @@ def catalog(model_cache):
 
 @pytest.fixture(scope="session")
 def server(catalog):
-    server = Server(catalog)
+    # Room for every tab the tests open, so that none is forgotten under another test.
+    server = Server(catalog, Settings(max_tabs=64))
     yield server
     server.close()
 
