@@ -61,7 +61,9 @@ def submit(server: Server, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan(exprs: list[Any], tab: Tab) -> str:
-    with tab.session:
+    # ``explain`` reads the current session; entering it is one thread at a time (a session
+    # keeps the tokens of its ``with`` blocks in order).
+    with tab.planning, tab.session:
         if len(exprs) == 1:
             return exprs[0].explain()
         return ia.explain(*exprs)

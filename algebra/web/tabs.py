@@ -41,6 +41,7 @@ class Tab:
         self.history: deque[dict[str, Any]] = deque(maxlen=100)
         self.max_jobs = max_jobs
         self.lock = threading.Lock()
+        self.planning = threading.Lock()  # one ``with session:`` (for explain) at a time
         self.used = time.monotonic()
 
     def add(self, job: Job) -> None:
