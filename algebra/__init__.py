@@ -22,7 +22,7 @@ from .api.query import Query
 from .config import options, set_options
 from .ir.columns import col
 from .ir.players import grid, patches
-from .ir.targets import Target, classes, topk
+from .ir.targets import Target, classes, topk, unit, units
 from .lang.errors import QueryError, QuerySyntaxError
 from .results import dataset_plot as dataset_plot  # ``.ia`` on NeuroInspect Datasets
 from .results import plot as plot  # registers the ``.ia`` accessor on xarray results
@@ -56,4 +56,6 @@ __all__ = [
     "set_options",
     "stack",
     "topk",
+    "unit",
+    "units",
 ]

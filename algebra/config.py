@@ -15,6 +15,7 @@ from .errors import did_you_mean
 from .ir.attribution import method
 
 PRECISIONS = ("fp32", "bf16")
+BACKWARDS = ("auto", "batched", "sequential")
 
 
 @dataclass
@@ -55,6 +56,11 @@ class Options:
     identity), or any other method's name.
     ``progress`` shows a progress bar (tqdm) during long optimisations
     (``Model.visualize``).
+    ``backward`` is how the targets of one forward are differentiated:
+    ``"batched"`` (one vmapped backward), ``"sequential"`` (one backward per target) or
+    ``"auto"`` (sequential for CPU models with convolutions, pooling or batch norm, whose
+    backward the vmapped backward runs target by target; see
+    :mod:`algebra.kernels.backward_strategy`).
     """
 
     memory_budget: int | None = None
@@ -63,6 +69,7 @@ class Options:
     session_bytes: int = 512 * 2**20
     identity: str = "shapley"
     progress: bool = True
+    backward: str = "auto"
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -77,6 +84,11 @@ class Options:
             )
         elif name == "identity":
             _check_identity(value)
+        elif name == "backward" and value not in BACKWARDS:
+            raise ValueError(
+                f"backward: expected one of {', '.join(map(repr, BACKWARDS))}; got {value!r}"
+                + did_you_mean(str(value), BACKWARDS)
+            )
         elif name in ("compile", "progress") and not isinstance(value, bool):
             raise TypeError(f"{name}: expected True or False; got {value!r}")
         elif name == "optimizer" and not isinstance(value, OptimizerOptions):

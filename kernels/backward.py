@@ -12,6 +12,7 @@ import weakref
 
 import torch
 
+from .backward_strategy import sequential, sequential_rows
 from .compiled import fused_step
 from .gradients import check_differentiable, target_gradients
 from .plan import Group, Job, Request
@@ -27,10 +28,12 @@ def backward(
     job: Job,
     x: torch.Tensor,
     budget: int | None,
+    keep: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Gradients ``[T_r, B, ...]`` of every request of ``group`` from one forward's ``outputs``.
 
-    ``x`` (the job's inputs) and ``budget`` size the batched backward's target chunks.
+    ``x`` (the job's inputs) and ``budget`` size the batched backward's target chunks;
+    ``keep`` keeps the graph for later backwards on the same forward (a layer's units).
 
     Examples
     --------
@@ -50,18 +53,17 @@ def backward(
     # Every backward but the last keeps the graph; the last frees activations as it goes.
     if classed and not group.fuse_targets:
         for i, req in enumerate(classed):
-            more = bool(callables) or i < len(classed) - 1
+            more = keep or bool(callables) or i < len(classed) - 1
             (grads[req.key],) = target_gradients(
                 outputs, (wrts[req.wrt],), rows[req.key], req.target, more, batched=False
             )
     elif classed:
-        fused = _fused_backward(
-            group, classed, outputs, wrts, rows, bool(callables), job, x, budget
-        )
+        more = keep or bool(callables)
+        fused = _fused_backward(group, classed, outputs, wrts, rows, more, job, x, budget)
         grads.update(fused)
     for i, req in enumerate(callables):  # callable targets: one backward each
         (grads[req.key],) = target_gradients(
-            outputs, (wrts[req.wrt],), None, req.target, i < len(callables) - 1
+            outputs, (wrts[req.wrt],), None, req.target, keep or i < len(callables) - 1
         )
     return grads
 
@@ -77,8 +79,14 @@ def _fused_backward(
     x: torch.Tensor,
     budget: int | None,
 ) -> dict[str, torch.Tensor]:
-    """One batched backward over the union of the requests' classes and all their layers."""
-    packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
+    """One batched backward over the union of the requests' classes and all their layers
+    (or one backward per target row: :mod:`~algebra.kernels.backward_strategy`)."""
+    batched = not sequential(job.module, outputs.device, job.config.backward)
+    if batched:
+        packed, slots = pack([rows[r.key] for r in classed], outputs.shape[1])  # type: ignore[misc]
+    else:
+        targets = [rows[r.key] for r in classed]
+        packed, slots = sequential_rows(classed, targets, outputs.shape[1])  # type: ignore[arg-type]
     per_chunk = targets_per_backward(job, group, x, budget, len(packed), outputs.shape[0])
     starts = range(0, len(packed), per_chunk)
     status: dict[str, bool] = {}
@@ -91,6 +99,7 @@ def _fused_backward(
             packed[t : t + per_chunk],
             classed[0].target,
             keep,
+            batched=batched,
             trusted=_batching_works.get(job.module, False),
             status=status,
         )

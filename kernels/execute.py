@@ -15,33 +15,34 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .backward import backward, compilable, compiled_backward
-from .capture import captured, replaced
+from .backward import backward
+from .capture import captured
 from .checks import check_gradients_available, check_model_ready, model_dtype
-from .chunks import path_chunks, sample_chunks
+from .chunks import sample_chunks
 from .guard import device_of, guarded, user_stacklevel
 from .memory import profiling, warn_over_budget
-from .paths import alphas_and_weights, integrate, path_points
-from .plan import ExecConfig, Group, Job, Output, PathSpec, Request
+from .noise_runs import clean_logits, noised
+from .ops import Ops, write
+from .path_runs import path_ends, run_baseline, run_path
+from .plan import ExecConfig, Group, Job, Output, Request
 from .postprocess import grad_cam
 from .run_copies import run_copies
-from .sizing import (
-    budget_of,
-    classes_of,
-    rows_per_chunk,
-    shortfall,
-)
+from .runs import ASSEMBLERS, RUNNERS, path_delta, rules_of
+from .sizing import budget_of, classes_of, rows_per_chunk, shortfall
 from .targets import class_rows
-from .windows import inside, path_start
+from .unit_targets import backward_by_source, unit_layers
+from .windows import inside
 
 
 @dataclass
 class TaskResult:
-    """Attributions ``[T, N, ...]`` and the classes attributed ``[T, N]`` (``None`` for callables);
-    perturbation methods also give their player map (``players``)."""
+    """Attributions ``[T, N, ...]``, the classes attributed ``[T, N]`` (``None`` for callables),
+    for methods with completeness the convergence delta ``[T, N]``, and for perturbation
+    methods their player map (``players``)."""
 
     values: torch.Tensor
     classes: torch.Tensor | None
+    delta: torch.Tensor | None = None
     players: torch.Tensor | None = None
 
 
@@ -68,6 +69,8 @@ class _State:
     warned: bool = False
     nan_warned: bool = False
     perturbed: dict[str, tuple] = field(default_factory=dict)
+    # What the gradient family's passes leave for their outputs (kernels.runs).
+    extra: dict = field(default_factory=dict)
 
 
 def execute(job: Job) -> JobResult:
@@ -88,6 +91,9 @@ def execute(job: Job) -> JobResult:
     device = device_of(module, default=job.inputs.device)
     x = job.inputs.to(device)
     labels = None if job.labels is None else job.labels.to(device)
+    clean = x
+    if job.noise is not None:  # every group on noisy copies, targets from the clean inputs
+        job, x, labels = noised(job, x, labels)
     cfg = job.config
     state = _State(x, labels, budget_of(job, device))
     with contextlib.ExitStack() as stack:
@@ -95,22 +101,28 @@ def execute(job: Job) -> JobResult:
         if job.reference is not None and job.reference is not module:
             stack.enter_context(guarded(job.reference))  # a training-mode forward changes it
         stack.enter_context(_precision(cfg, device))
-        if job.reference is not None:
+        if job.noise is not None:
+            per_chunk = rows_per_chunk(job, job.groups[0], clean, state.budget, 1, len(clean))
+            logits = clean_logits(job, clean, per_chunk, _forward)
+            state.logits = logits.repeat(len(x) // len(clean), 1)
+        elif job.reference is not None:
             state.logits = _reference_logits(job, state)
         for group in job.groups:
             if group.points.kind == "inputs":
                 _run_inputs(module, job, group, state)
-            elif group.points.kind == "baseline":
-                _check_budget(job, group, state)
-                _run_baseline(module, job, group, state)
             elif group.points.kind == "copies":
                 run_copies(module, job, group, state)
             else:
                 _check_budget(job, group, state)
-                _run_path(module, job, group, state)
+                if group.points.kind == "baseline":
+                    run_baseline(module, job, group, state, _OPS)
+                elif group.points.kind in RUNNERS:
+                    RUNNERS[group.points.kind](module, job, group, state, _OPS)
+                else:
+                    run_path(module, job, group, state, _OPS)
     assert state.logits is not None
     tasks = {out.key: _assemble(out, job, state) for out in job.results}
-    return JobResult(state.logits, tasks)
+    return JobResult(state.logits[: len(clean)], tasks)
 
 
 def _check_runnable(job: Job) -> None:
@@ -186,7 +198,8 @@ def _per_chunk(job: Job, group: Group, state: _State, rows: int) -> int:
 def _run_inputs(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
     n = state.x.shape[0]
     first = state.logits is None
-    capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w)]))
+    units = unit_layers(group.requests)
+    capture = tuple(dict.fromkeys([*group.capture, *(w for w in group.wrt if w), *units]))
     input_grad = None in group.wrt
     n0 = 0
     while n0 < n:
@@ -214,18 +227,21 @@ def _inputs_chunk(
         torch.set_grad_enabled(group.grad),
         captured(module, capture) as acts,
         profiling(module, xc),
+        rules_of(group.points, module),
     ):
         out = _forward(module, xc)
     if first:
         _keep_logits(job, state, out.detach(), n0, n)
+    if not group.points.rule:  # the scores at these rows (deltas, GradientSHAP's ends)
+        write(state.extra, "inputs_logits", out.detach(), slice(n0, n1), n)
     for layer in group.capture:
-        _write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
+        write(state.acts, layer, acts[layer].detach(), slice(n0, n1), n)
     if group.grad:
         rows = {r.key: _rows(r, state, n0, n1, partial=first) for r in group.requests}
         wrts = {w: (xc if w is None else acts[w]) for w in group.wrt}
-        grads = backward(group, out, wrts, rows, job, state.x, state.budget)
+        grads = backward_by_source(_backward, group, out, acts, wrts, rows, job, state)
         for key, g in grads.items():
-            _write(state.grads, key, g, slice(n0, n1), n, dim=1)
+            write(state.grads, key, g, slice(n0, n1), n, dim=1)
 
 
 def _keep_logits(job: Job, state: _State, logits: torch.Tensor, n0: int, n: int) -> None:
@@ -263,122 +279,32 @@ def _rows(
         if not partial or rows is None:
             state.rows[req.key] = rows
         else:
-            _write(state.rows, req.key, rows, where, state.x.shape[0], dim=1)
+            write(state.rows, req.key, rows, where, state.x.shape[0], dim=1)
         if partial:
             return rows
     rows = state.rows[req.key]
     return None if rows is None else rows[:, n0:n1]
 
 
-def _write(
-    store: dict, key: object, value: torch.Tensor, where: slice, n: int, dim: int = 0
-) -> None:
-    if key not in store:
-        shape = list(value.shape)
-        shape[dim] = n
-        store[key] = value.new_zeros(shape)
-    index = (slice(None),) * dim + (where,)
-    store[key][index] = value
-
-
-def _baseline_input(path_baseline: object, x: torch.Tensor) -> torch.Tensor:
-    """The baseline broadcast to ``x``'s shape, as a view (no copy of ``x``'s size)."""
-    if isinstance(path_baseline, torch.Tensor):
-        return path_baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
-    return x.new_full((1,) * x.ndim, float(path_baseline)).expand_as(x)  # type: ignore[arg-type]
-
-
-def _run_baseline(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
-    path = group.points.path
-    assert path is not None
-    x, n = state.x, state.x.shape[0]
-    base = path.baseline
-    # A scalar (or batch-1) baseline is the same point for every sample: evaluate it once.
-    shared = not isinstance(base, torch.Tensor) or base.ndim < x.ndim or base.shape[0] == 1
-    points = _baseline_input(base, x[:1] if shared else x).contiguous()  # models may view()
-    for n0, n1 in sample_chunks(len(points), _per_chunk(job, group, state, len(points))):
-        with torch.no_grad(), captured(module, group.capture) as acts:
-            _forward(module, points[n0:n1])
-        for layer in group.capture:
-            act = acts[layer].expand(n, *acts[layer].shape[1:]) if shared else acts[layer]
-            _write(
-                state.baselines, (path.baseline_key, layer), act, slice(n0, n if shared else n1), n
-            )
-
-
-def _run_path(module: torch.nn.Module, job: Job, group: Group, state: _State) -> None:
-    points_spec = group.points
-    path = points_spec.path
-    assert path is not None
-    x, n = state.x, state.x.shape[0]
-    layer = points_spec.layer
-    start_all, end_all = _path_ends(path, layer, state)
-    alphas, weights = alphas_and_weights(path.rule, path.steps)
-    w = torch.tensor(weights, dtype=x.dtype, device=x.device)
-    per_chunk = _per_chunk(job, group, state, n * path.steps)
-    for (s0, s1), (n0, n1) in path_chunks(path.steps, n, per_chunk):
-        # A function per chunk: its tensors are freed before the next chunk starts.
-        chunk = ((s0, s1), (n0, n1))
-        _path_chunk(module, job, group, state, chunk, (start_all, end_all), alphas, w)
-
-
-def _path_chunk(
-    module: torch.nn.Module,
-    job: Job,
+def _backward(
     group: Group,
+    outputs: torch.Tensor,
+    wrts: dict[str | None, torch.Tensor],
+    rows: dict[str, torch.Tensor | None],
+    job: Job,
     state: _State,
-    chunk: tuple[tuple[int, int], tuple[int, int]],
-    ends: tuple[torch.Tensor, torch.Tensor],
-    alphas: list[float],
-    w: torch.Tensor,
-) -> None:
-    (s0, s1), (n0, n1) = chunk
-    x, n, layer = state.x, state.x.shape[0], group.points.layer
-    start, end = ends[0][n0:n1], ends[1][n0:n1]
-    points = path_points(start, end, alphas[s0:s1]).requires_grad_(True)
-    k = s1 - s0
-    rows = {}
-    for r in group.requests:
-        sample_rows = _rows(r, state, n0, n1)
-        rows[r.key] = None if sample_rows is None else sample_rows.repeat(1, k)
-    with torch.enable_grad():
-        if layer is None and compilable(job, group, rows):
-            assert state.logits is not None
-            grads = compiled_backward(module, group, points, rows, state.logits.shape[1])
-        else:
-            if layer is None:
-                out = _forward(module, points)
-            else:
-                repeated = x[n0:n1].repeat(k, *([1] * (x.ndim - 1)))
-                with replaced(module, layer, points):
-                    out = _forward(module, repeated)
-            grads = backward(group, out, {layer: points}, rows, job, state.x, state.budget)
-            del out
-    del points
-    for key in list(grads):
-        summed = integrate(grads.pop(key), w[s0:s1])
-        if key in state.grads:
-            state.grads[key][:, n0:n1] += summed
-        else:
-            _write(state.grads, key, summed, slice(n0, n1), n, dim=1)
-        del summed
-
-
-def _path_ends(
-    path: PathSpec, layer: str | None, state: _State
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Start and end of a path, for all samples; a window holds the outside at the end."""
-    if layer is None:
-        start, end = _baseline_input(path.baseline, state.x), state.x
-    else:
-        start, end = state.baselines[(path.baseline_key, layer)], state.acts[layer]
-    what = "the inputs" if layer is None else f"layer {layer!r}"
-    return path_start(start, end, path.window, what), end
+    keep: bool = False,
+) -> dict[str, torch.Tensor]:
+    """:func:`~algebra.kernels.backward.backward` sized by the job's inputs and budget."""
+    return backward(group, outputs, wrts, rows, job, state.x, state.budget, keep)
 
 
 def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
     if out.kind == "perturbation":
-        return TaskResult(*state.perturbed[out.request])
+        values, classes, players = state.perturbed[out.request]
+        return TaskResult(values, classes, players=players)
+    if out.kind in ASSEMBLERS:
+        return TaskResult(*ASSEMBLERS[out.kind](out, job, state))
     group, req = job.request(out.request)
     grads = state.grads[req.key]
     x = state.x
@@ -400,7 +326,16 @@ def _assemble(out: Output, job: Job, state: _State) -> TaskResult:
     else:
         path = group.points.path
         assert path is not None
-        start, end = _path_ends(path, out.layer, state)
+        start, end = path_ends(path, out.layer, state)
         values = grads * (end - start)
+        # f(x0): the path's start (an input path), or the baseline's pass (a layer path).
+        at = ("starts", group.points.key) if out.layer is None else ("logits", path.baseline_key)
+        delta = path_delta(out, req, values, at, state)
+        what = "the inputs" if out.layer is None else f"layer {out.layer!r}"
+        return TaskResult(inside(values, out.window, what), state.rows.get(req.key), delta)
     what = "the inputs" if out.layer is None else f"layer {out.layer!r}"
     return TaskResult(inside(values, out.window, what), state.rows.get(req.key))
+
+
+# What the gradient family's runners borrow from the executor (kernels.runs).
+_OPS = Ops(_forward, _backward, _rows, _per_chunk)

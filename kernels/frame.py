@@ -170,19 +170,23 @@ def _dims_of(
 
 
 def reduce(frame: Frame, dims: str | Sequence[str] | None, how: str) -> Frame:
-    """``mean`` or ``sum`` over ``dims`` (all dims when ``None``), dropping their coordinates.
+    """``mean``, ``sum`` or ``var`` (the population variance, as xarray's) over ``dims``
+    (all dims when ``None``), dropping their coordinates.
 
     Examples
     --------
-    >>> f = Frame(torch.ones(2, 3), ("sample", "x"), features=("x",))
-    >>> reduce(f, "x", "sum").data, reduce(f, None, "mean").dims
-    (tensor([3., 3.]), ())
+    >>> f = Frame(torch.tensor([[1.0, 2, 3], [4, 4, 4]]), ("sample", "x"), features=("x",))
+    >>> reduce(f, "x", "sum").data, reduce(f, None, "mean").dims, reduce(f, "x", "var").data
+    (tensor([ 6., 12.]), (), tensor([0.6667, 0.0000]))
     """
     names = _dims_of(frame, dims, frame.dims)
     axes = tuple(frame.axis(d) for d in names)
     if not axes:
         return frame
-    data = frame.data.mean(dim=axes) if how == "mean" else frame.data.sum(dim=axes)
+    if how == "var":
+        data = frame.data.var(dim=axes, correction=0)
+    else:
+        data = frame.data.mean(dim=axes) if how == "mean" else frame.data.sum(dim=axes)
     gone = set(names)
     return replace(
         frame,

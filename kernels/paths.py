@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import torch
 
-from .plan import check_path_steps
+from .path_steps import check_path_steps
 
 # The most steps each rule is built for. Gauss-Legendre nodes cost O(steps^2) to compute
 # (0.3 s at 2000 steps, a few seconds at the cap, once: rules are cached) and their end

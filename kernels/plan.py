@@ -12,76 +12,27 @@ assembled from a request's gradients or a design's scores.
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# The integration rules of integrated gradients, in Captum's names.
-INTEGRATION_RULES = (
-    "riemann_left",
-    "riemann_right",
-    "riemann_middle",
-    "riemann_trapezoid",
-    "gausslegendre",
-)
-
-MAX_STEPS = {
-    "gausslegendre": 10_000,
-    "riemann_left": 1_000_000,
-    "riemann_right": 1_000_000,
-    "riemann_middle": 1_000_000,
-    "riemann_trapezoid": 1_000_000,
-}
-
-
-def check_path_steps(steps: Any, rule: str) -> int:
-    """Validate the number of integration steps for ``rule``: an integer in ``1..MAX_STEPS``.
-
-    Raises ``ValueError`` naming ``steps`` (never ``OverflowError``, however large the
-    number) or ``TypeError`` for a non-integer.
-
-    Examples
-    --------
-    >>> check_path_steps(2000, "gausslegendre")
-    2000
-    >>> check_path_steps(10**100, "gausslegendre")
-    Traceback (most recent call last):
-    ValueError: steps: about 10^100 is more than the 10000 steps the gausslegendre rule is built for; use at most 10000 steps, or a riemann rule (up to 1000000 steps)
-    """
-    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
-        raise TypeError(f"steps: expected an integer; got {type(steps).__name__}")
-    steps = operator.index(steps)
-    if rule not in MAX_STEPS:
-        raise ValueError(
-            f"method: unknown integration rule {rule!r}; expected one of {INTEGRATION_RULES}"
-        )
-    if steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1; got {_shown(steps)}")
-    cap = MAX_STEPS[rule]
-    if steps > cap:
-        other = (
-            ""
-            if rule != "gausslegendre"
-            else (f", or a riemann rule (up to {MAX_STEPS['riemann_left']} steps)")
-        )
-        raise ValueError(
-            f"steps: {_shown(steps)} is more than the {cap} steps the {rule} rule is built "
-            f"for; use at most {cap} steps{other}"
-        )
-    return steps
-
-
-def _shown(number: int) -> str:
-    # str() of an int of thousands of digits raises; a size is what the reader needs.
-    if abs(number) < 10**12:
-        return str(number)
-    return f"about {'-' if number < 0 else ''}10^{int(abs(number).bit_length() * math.log10(2))}"
-
-
-TargetKind = Literal["index", "per_sample", "pred", "label", "topk", "all", "classes", "fn"]
-OutputKind = Literal["gradient", "times_input", "grad_cam", "integrated", "perturbation"]
+TargetKind = Literal[
+    "index", "per_sample", "pred", "label", "topk", "all", "classes", "fn", "unit", "units"
+]
+OutputKind = Literal[
+    "gradient",
+    "times_input",
+    "grad_cam",
+    "integrated",
+    "deeplift",
+    "shap",
+    "cam",
+    "eigen_cam",
+    "score_cam",
+    "guided_grad_cam",
+    "activation",
+    "conductance",
+    "perturbation",
+]
 # The perturbation methods the copies runner knows, in the query language's names.
 PERTURBATION_METHODS = (
     "shapley",
@@ -91,6 +42,11 @@ PERTURBATION_METHODS = (
     "feature_ablation",
     "feature_permutation",
 )
+# Point sets of the gradient family beyond inputs, baselines and paths (see point_specs),
+# and the perturbation engine's copies.
+PointsKind = Literal[
+    "inputs", "baseline", "path", "paired", "shap", "masks", "conductance", "copies"
+]
 
 
 @dataclass(frozen=True)
@@ -98,16 +54,22 @@ class TargetSpec:
     """Which output scalar(s) to differentiate: a kind and its value."""
 
     kind: TargetKind
-    value: int | tuple[int, ...] | Callable[[Any], Any] | None = None
+    value: Any = None
 
     def count(self, num_classes: int | None) -> int | None:
         """Targets per sample (``None`` when it depends on an unknown number of classes).
+
+        Units of a layer (``value = (layer, spec, count)``) count their units.
 
         Examples
         --------
         >>> TargetSpec("topk", 3).count(None), TargetSpec("all").count(10)
         (3, 10)
+        >>> TargetSpec("units", ("b3", "all", 32)).count(10)
+        32
         """
+        if self.kind == "units":
+            return int(self.value[2])
         if self.kind == "topk":
             return int(self.value)  # type: ignore[arg-type]
         if self.kind == "classes":
@@ -163,13 +125,18 @@ class Points:
     given) or ``"copies"`` (perturbed copies of the inputs, or of ``layer``'s activation,
     whose removed features take ``path.baseline``; only the path's baseline and its key are
     read). A non-empty ``owner`` keeps the point set private to one request, when a
-    sharing rule is switched off.
+    sharing rule is switched off. ``rule`` names the backward rule of an inputs pass
+    (``guided_backprop``, ``deconvolution``). The gradient family's other point sets
+    (``paired``, ``shap``, ``masks``, ``conductance``) carry a ``spec`` from
+    :mod:`~algebra.kernels.point_specs`.
     """
 
-    kind: Literal["inputs", "baseline", "path", "copies"]
+    kind: PointsKind
     path: PathSpec | None = None
     layer: str | None = None
     owner: str = ""
+    rule: str = ""
+    spec: Any = None
 
     @property
     def key(self) -> str:
@@ -182,7 +149,10 @@ class Points:
         True
         """
         if self.kind == "inputs":
-            return f"inputs|{self.owner}"
+            return f"inputs|{self.owner}" + (f"|{self.rule}" if self.rule else "")
+        if self.spec is not None:
+            path = "" if self.path is None else self.path.baseline_key
+            return f"{self.kind}|{self.spec.key}|{path}|{self.layer}|{self.owner}"
         assert self.path is not None
         base = self.path.baseline_key
         if self.kind == "baseline":
@@ -195,6 +165,8 @@ class Points:
     @property
     def steps(self) -> int:
         """Rows evaluated per input sample."""
+        if self.spec is not None:
+            return self.spec.rows_per_sample
         return self.path.steps if self.kind == "path" and self.path is not None else 1
 
 
@@ -288,7 +260,9 @@ class Output:
     ``gradient`` (saliency; ``absolute`` takes ``abs``), ``times_input`` (times the input or
     activation), ``grad_cam`` (channel weights from the spatial mean of the layer gradient;
     ``relu`` and ``upsample`` to the input's resolution) or ``integrated`` (path-integrated
-    gradient times ``end - start``). With a ``window``, values outside it are zero.
+    gradient times ``end - start``). With a ``window``, values outside it are zero. The
+    gradient family's outputs (``deeplift``, ``shap``, the CAMs, ``activation``,
+    ``conductance``) read their options from ``params`` (see :mod:`~algebra.kernels.assemble`).
     """
 
     key: str
@@ -299,6 +273,17 @@ class Output:
     relu: bool = False
     upsample: bool = False
     window: Window | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of ``params``' entry ``name`` (``default`` without one).
+
+        Examples
+        --------
+        >>> Output("o", "r", "cam", params=(("cam", "layer_cam"),)).option("cam")
+        'layer_cam'
+        """
+        return dict(self.params).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -319,8 +304,8 @@ class Group:
 
     @property
     def grad(self) -> bool:
-        """Whether this pass records a graph to differentiate."""
-        return bool(self.requests)
+        """Whether this pass records a graph to differentiate (Score-CAM's masks do not)."""
+        return bool(self.requests) and self.points.kind != "masks"
 
     @property
     def wrt(self) -> tuple[str | None, ...]:
@@ -333,13 +318,16 @@ class ExecConfig:
     """Executor settings, resolved from ``ia.options`` by the caller.
 
     ``memory_budget`` is in bytes (``None``: derived from free device memory); ``chunk``
-    switches chunking off entirely.
+    switches chunking off entirely; ``backward`` is how a fused group's targets are
+    differentiated (``auto``, ``batched``, ``sequential``: see
+    :mod:`~algebra.kernels.backward_strategy`).
     """
 
     chunk: bool = True
     memory_budget: int | None = None
     precision: str = "fp32"
     compile: bool = False
+    backward: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -351,7 +339,8 @@ class Job:
     ``inputs`` is a tensor or an :class:`Edited` (made into a tensor before execution).
     ``reference`` is a module whose outputs resolve data-dependent targets (``pred``,
     ``topk``) and the logits reported, in place of ``module``'s own: the left model of a
-    disagreement ``f - g``.
+    disagreement ``f - g``. With ``noise``, every group runs on ``S`` noisy copies of the
+    inputs (``S * N`` rows, noise-major) while targets resolve at the clean inputs.
     """
 
     module: Any
@@ -362,6 +351,7 @@ class Job:
     outputs: int | None = None
     config: ExecConfig = field(default_factory=ExecConfig)
     reference: Any = None
+    noise: Any = None  # a point_specs.NoiseSpec: every group runs on noisy copies
 
     def request(self, key: str) -> tuple[Group, Request]:
         """The group and request with ``key``.
@@ -384,7 +374,7 @@ class Passes:
     """How one group runs: ``rows`` evaluated (samples x steps; one row for a shared
     baseline) in ``chunks`` of up to ``per_chunk`` rows; ``targets`` of its fused backward
     (``None`` when they depend on a number of classes not known yet) taken
-    ``targets_per_backward`` at a time.
+    ``targets_per_backward`` at a time; ``extra`` gradient-free forwards it runs first.
 
     A copies group also gives the ``copies`` its designs ask for, the ``unique`` ones
     evaluated (``rows`` is ``unique`` x samples, ``chunks`` its forward batches) and each
@@ -401,3 +391,11 @@ class Passes:
     unique: int = 0
     designs: tuple[tuple[str, int, int], ...] = ()
     known: bool = True
+    # Gradient-free forwards the group runs first: (what, rows, chunks) each.
+    extra: tuple[tuple[str, int, int], ...] = ()
+    # Fused targets differentiated one backward each (kernels.backward_strategy).
+    sequential: bool = False
+    # Sources of scores differentiated apart: the logits, each layer's units.
+    sources: int = 1
+    # Backward calls per chunk for the fused targets (None: they depend on unknown classes).
+    backwards: int | None = None

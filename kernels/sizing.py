@@ -7,10 +7,13 @@ and ``explain()`` prints :func:`passes`, so the two cannot disagree.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from .chunks import count_chunks
+from .backward_strategy import sequential
 from .guard import device_of
+from .layouts import chunk_layout, extra_rows
 from .memory import (
     Profile,
     chunk_rows,
@@ -23,8 +26,11 @@ from .memory import (
     row_bytes,
     spare_budget,
 )
-from .plan import Group, Job, Passes
+from .noise_runs import rows_view
+from .path_starts import start_count
+from .plan import Group, Job, Passes, Request
 from .run_copies import copies_passes
+from .unit_targets import is_unit, source_key
 
 
 def budget_of(job: Job, device: torch.device) -> int | None:
@@ -79,8 +85,9 @@ def wrt_bytes(group: Group, profile: Profile, x: torch.Tensor) -> int:
 
 
 def target_count(group: Group, classes: int | None) -> int | None:
-    """Targets of the group's one batched backward, at most the number of classes
-    (``None`` when they depend on an unknown number of classes).
+    """Targets of the group's one batched backward: classes, at most the number of
+    classes (``None`` when they depend on an unknown number of classes), plus the units of
+    each layer targeted (:mod:`~algebra.kernels.unit_targets`).
 
     Examples
     --------
@@ -88,12 +95,84 @@ def target_count(group: Group, classes: int | None) -> int | None:
     >>> group = Group(Points("inputs"), (Request("r", TargetSpec("all")),))
     >>> target_count(group, 10), target_count(group, None)
     (10, None)
+    >>> units = Request("u", TargetSpec("units", ("b3", "all", 32)))
+    >>> target_count(Group(Points("inputs"), (*group.requests, units)), 10)
+    42
     """
-    counts = [r.target.count(classes) for r in group.requests if r.target.kind != "fn"]
+    units = {
+        source_key(r.target): r.target.count(None) for r in group.requests if is_unit(r.target)
+    }
+    extra = sum(units.values())  # type: ignore[arg-type]
+    kept = {  # requests of one target spec (on other layers) share its rows
+        f"{r.target.kind}|{r.target.value!r}": r.target
+        for r in group.requests
+        if r.target.kind != "fn" and not is_unit(r.target)
+    }
+    counts = [target.count(classes) for target in kept.values()]
     if any(c is None for c in counts):
-        return classes
+        return None if classes is None else classes + extra
     total = sum(c for c in counts if c is not None)
-    return min(total, classes) if classes else total
+    return (min(total, classes) if classes else total) + extra
+
+
+def fused_calls(
+    job: Job,
+    group: Group,
+    x: torch.Tensor,
+    budget: int | None,
+    rows: int,
+    classes: int | None,
+    one_by_one: bool,
+) -> int | None:
+    """Backward calls per chunk of a fused group's class and unit targets, as the executor
+    makes them: one per target row when sequential; else one batched backward per source of
+    scores, split to fit the budget (``None`` when the count depends on unknown classes).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> reqs = (Request("a", TargetSpec("topk", 2)), Request("b", TargetSpec("units", ("0", "all", 3))))
+    >>> group = Group(Points("inputs"), reqs)
+    >>> job = Job(torch.nn.Sequential(torch.nn.Linear(3, 4)), None)
+    >>> fused_calls(job, group, torch.ones(2, 3), None, 2, 4, False), fused_calls(job, group, torch.ones(2, 3), None, 2, 4, True)
+    (2, 5)
+    """
+    if not group.grad or not group.fuse_targets:
+        return 0
+    sources: dict[str, list[Request]] = {}
+    for req in group.requests:
+        if req.target.kind != "fn":
+            sources.setdefault(source_key(req.target) if is_unit(req.target) else "", []).append(
+                req
+            )
+    total = 0
+    for requests in sources.values():
+        part = replace(group, requests=tuple(requests))
+        count = target_count(part, classes)
+        if count is None:
+            return None
+        per = 1 if one_by_one else targets_per_backward(job, part, x, budget, count, rows)
+        total += -(-count // per)
+    return total
+
+
+def score_sources(group: Group) -> int:
+    """Sources of scores the group's class targets differentiate, each with its own
+    backward: the logits, and each layer's units (:mod:`~algebra.kernels.unit_targets`).
+
+    Examples
+    --------
+    >>> from algebra.kernels.plan import Points, Request, TargetSpec
+    >>> reqs = (Request("a", TargetSpec("all")), Request("b", TargetSpec("units", ("b3", "all", 4))))
+    >>> score_sources(Group(Points("inputs"), reqs))
+    2
+    """
+    keys = {
+        source_key(r.target) if is_unit(r.target) else ""
+        for r in group.requests
+        if r.target.kind != "fn"
+    }
+    return len(keys)
 
 
 def target_estimate(group: Group, classes: int) -> int:
@@ -254,24 +333,35 @@ def passes(job: Job) -> tuple[list[Passes], bool]:
     measured = budget is None or known_profile(job.module, x) is not None
     classes = classes_of(job, x)  # chunks are sized for a guess while classes are unknown
     known = known_classes(job)
+    inputs = rows_view(job)  # S x N rows on noisy copies
     out = []
-    for group in job.groups:
+    for i, group in enumerate(job.groups):
         if group.points.kind == "copies":  # a stream of perturbed copies, no gradients
             out.append(copies_passes(job, group, budget))
             continue
-        rows = group_rows(group, job.inputs)
+        rows = group_rows(group, inputs)
         per_chunk = rows_per_chunk(job, group, x, budget, classes, rows)
-        steps = group.points.steps
-        n = rows // steps
-        chunks = count_chunks(steps, n, per_chunk) if steps > 1 else -(-rows // per_chunk)
+        chunks, chunk_size = chunk_layout(group, rows, per_chunk)
         estimate = target_estimate(group, classes) if group.grad else 0
-        chunk_size = per_chunk if steps == 1 or per_chunk < n else min(rows, per_chunk // n * n)
         per_backward = (
             targets_per_backward(job, group, x, budget, estimate, chunk_size) if estimate else 0
         )
         short = shortfall(job, group, x, budget, classes)
         needed = None if short is None else short[2] + max(short[3], short[4])
-        out.append(
-            Passes(rows, chunk_size, chunks, target_count(group, known), per_backward, needed)
+        extra = []
+        if i == 0 and job.noise is not None:  # the clean inputs' logits resolve the targets
+            n = job.inputs.shape[0]
+            extra.append(("clean inputs", n, -(-n // rows_per_chunk(job, group, x, budget, 1, n))))
+        for what, count in extra_rows(group, inputs.shape[0]):
+            cap = rows_per_chunk(job, group, x, budget, classes, count)
+            extra.append((what, count, -(-count // cap)))
+        rows += start_count(group.points, inputs)  # an input path's start, for the delta
+        targets = target_count(group, known)
+        passes_ = Passes(rows, chunk_size, chunks, targets, per_backward, needed)
+        one_by_one = sequential(job.module, device, job.config.backward)
+        calls = fused_calls(job, group, x, budget, chunk_size, known, one_by_one)
+        passes_ = replace(
+            passes_, sequential=one_by_one, sources=score_sources(group), backwards=calls
         )
+        out.append(replace(passes_, extra=tuple(extra)))
     return out, measured

@@ -7,6 +7,7 @@ import inspect
 import torch
 
 from .plan import TargetSpec
+from .units import unit_rows
 
 
 def class_rows(
@@ -30,12 +31,17 @@ def class_rows(
     >>> class_rows(TargetSpec("topk", 2), logits, None)
     tensor([[1, 0],
             [0, 1]])
+    >>> class_rows(TargetSpec("units", ("conv", "all", 2)), logits, None)
+    tensor([[0, 0],
+            [1, 1]])
     """
     n, c = logits.shape
     device = logits.device
     kind, value = target.kind, target.value
     if kind == "fn":
         return None
+    if kind in ("unit", "units"):  # every unit of a layer, one row each (kernels.unit_targets)
+        return unit_rows(int(target.count(c) or 1), n, device)
     if kind == "pred":
         rows = logits.argmax(dim=1)[None]
     elif kind == "label":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from collections import OrderedDict
@@ -13,6 +14,8 @@ import pytest
 import torch
 import xarray as xr
 from torch import nn
+
+import algebra as ia
 
 
 class CountingForward(nn.Module):
@@ -190,7 +193,6 @@ def model_cache(tmp_path_factory):
 def quick_demo(tmp_path_factory):
     """``run_demo(quick=True)`` of the studies other than adversarial (which ``cli_demo``
     runs), once per session: the report's folder and what the run returned."""
-    import algebra as ia
     from algebra.demo.run import run_demo
 
     out = tmp_path_factory.mktemp("demo")
@@ -219,3 +221,120 @@ def cli_demo(tmp_path_factory, model_cache):
         cwd=root / "cwd", env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return done, root
+
+
+def assert_parity64(ours: object, theirs: torch.Tensor) -> None:
+    """Equal to Captum's result within ``rtol=1e-5`` and an ``atol`` of ``1e-5`` times its
+    largest magnitude (float64 models keep the comparison tight); all-zero references are
+    refused as degenerate."""
+    ours = ours if isinstance(ours, torch.Tensor) else torch.from_numpy(np.asarray(ours.values))
+    theirs = theirs.detach()
+    assert float(theirs.abs().max()) > 0, "degenerate reference: all zeros"
+    atol = 1e-5 * float(theirs.abs().max())
+    torch.testing.assert_close(ours, theirs.to(ours.dtype), rtol=1e-5, atol=atol)
+
+
+@pytest.fixture
+def parity64():
+    """:func:`assert_parity64`, shared by the gradient family's Captum parity tests."""
+    return assert_parity64
+
+
+def make_cnn64(classes: int = 5) -> nn.Sequential:
+    """A float64 CNN whose ReLUs and max pooling are kept apart by a convolution (Captum's
+    DeepLift hooks lose completeness where two of its rules touch)."""
+    torch.manual_seed(0)
+    return (
+        nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(3, 4, 3, padding=1),
+                relu1=nn.ReLU(),
+                conv2=nn.Conv2d(4, 6, 3, padding=1),
+                pool=nn.MaxPool2d(2),
+                conv3=nn.Conv2d(6, 6, 3, padding=1),
+                relu3=nn.ReLU(),
+                flat=nn.Flatten(),
+                fc=nn.Linear(96, classes),
+            )
+        )
+        .double()
+        .eval()
+    )
+
+
+@pytest.fixture
+def cnn64() -> nn.Sequential:
+    return make_cnn64()
+
+
+@pytest.fixture
+def images64() -> torch.Tensor:
+    return torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+
+@pytest.fixture
+def mlp64() -> nn.Sequential:
+    torch.manual_seed(1)
+    return (
+        nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act=nn.Tanh(), fc2=nn.Linear(16, 4)))
+        .double()
+        .eval()
+    )
+
+
+@pytest.fixture
+def features64() -> torch.Tensor:
+    return torch.randn(4, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+
+def untouched(net: nn.Module) -> None:
+    """The model carries no hook, mode, gradient or changed flag after a computation."""
+    assert torch._C._len_torch_function_stack() == 0
+    for name, m in net.named_modules():
+        assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks), name
+    for p in net.parameters():
+        assert p.requires_grad and p.grad is None
+    assert not net.training
+
+
+@pytest.fixture
+def assert_untouched():
+    """:func:`untouched`: the model comes back unmodified."""
+    return untouched
+
+
+def explain_totals(plan: str) -> tuple[int, int, int]:
+    """``(forwards, rows, backwards)`` of an ``explain()`` text's total line."""
+    forwards, rows, backwards = re.search(
+        r"total: (\d+) forwards? \((\d+) rows\), (?:at most )?(\d+) backward", plan
+    ).groups()
+    return int(forwards), int(rows), int(backwards)
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """``passes(counted, exprs, backward="batched")``: compute ``exprs`` in a fresh session
+    and return the results, the counted ``(forwards, rows, backwards)`` of the wrapped
+    model (:class:`CountingForward`) and the totals ``explain()`` printed for them, with
+    ``ia.options.backward = backward`` (one batched backward per fused group by default,
+    so counts do not depend on the device)."""
+    calls = {"n": 0}
+    original = torch.autograd.grad
+
+    def counted_grad(*args, **kwargs):
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counted_grad)
+
+    def run(
+        counted: CountingForward, exprs: list, backward: str = "batched"
+    ) -> tuple[list, tuple, tuple]:
+        with ia.set_options(backward=backward):
+            plan = ia.explain(*exprs)
+            counted.calls = counted.rows = 0
+            calls["n"] = 0
+            results = ia.compute(*exprs, session=ia.Session())
+        return list(results), (counted.calls, counted.rows, calls["n"]), explain_totals(plan)
+
+    return run

@@ -107,10 +107,11 @@ def _imports(path: Path, source: str | None = None) -> list[tuple[str, bool]]:
 
 
 def _part(module: str) -> str:
-    """The part of the package a module belongs to: ``ir``, ``api``, ..., ``kernels.plan``."""
+    """The part of the package a module belongs to: ``ir``, ``api``, ..., ``kernels.plan``
+    (the plan's plain data, which logical nodes may read: the plan and the path steps)."""
     parts = module.split(".")
     if parts[1:2] == ["kernels"]:
-        return "kernels.plan" if parts[2:3] == ["plan"] else "kernels"
+        return "kernels.plan" if parts[2:3] in (["plan"], ["path_steps"]) else "kernels"
     if len(parts) == 1 or parts[1] in ("__init__", "__main__"):
         return "root"
     return parts[1]

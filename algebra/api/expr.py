@@ -21,7 +21,9 @@ from ..ir.relational import (
     Normalize,
     Reduce,
     Select,
+    Square,
     TopKFeatures,
+    Variance,
     Where,
     as_dims,
     as_indexers,
@@ -139,6 +141,32 @@ class Expr(MetricMethods):
         ('sample',)
         """
         return Expr(Reduce(self.node, as_dims(dim), "sum"))
+
+    def var(self, dim: str | list[str] | None = None) -> Expr:
+        """Population variance over ``dim`` (a name or list; ``None``: every dim), as
+        ``xarray.DataArray.var``: ``E[a^2] - E[a]^2``. VarGrad is ``.var("noise")``.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(5, 4))
+        >>> q.noise(4, seed=0).saliency(0, abs=False).var("noise").compute().dims
+        ('sample', 'feature')
+        """
+        return Expr(Variance(self.node, as_dims(dim)))
+
+    def square(self) -> Expr:
+        """The elementwise square. SmoothGrad² is ``.square().mean("noise")``.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(5, 4))
+        >>> r = q.input_x_gradient(0)
+        >>> bool((r.square().compute() == r.compute() ** 2).all())
+        True
+        """
+        return Expr(Square(self.node))
 
     def abs(self) -> Expr:
         """The absolute value.

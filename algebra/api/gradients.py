@@ -10,51 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.attribution import check_flag, check_rule, check_steps
-from ..ir.node import Node, Ref
-from ..ir.views import base_of, source_of
-from ..kernels.checks import as_baseline, fingerprint
+from ..ir.node import Node
+from ..ir.views import layer_of, source_of
 from .expr import Expr
-
-
-def is_query(value: Any) -> bool:
-    """Whether ``value`` is a query (a view of a model on inputs), not an expression.
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
-    >>> is_query(q), is_query(q.saliency(0)), is_query(0.0)
-    (True, False, False)
-    """
-    node = getattr(value, "node", None)
-    return isinstance(node, Node) and node.role == "view"
-
-
-def baseline_param(view: Node, baseline: Any) -> Any:
-    """A baseline as an expression holds it: a float, a tensor's ``Ref``, or another query's
-    base node (its inputs, edits applied, made lazily).
-
-    Examples
-    --------
-    >>> import torch, algebra as ia
-    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
-    >>> baseline_param(q.node, 0), baseline_param(q.node, torch.zeros(4)).token[:6]
-    (0.0, 'tensor')
-    >>> baseline_param(q.node, ia.model(torch.nn.Linear(5, 3)).on(torch.rand(2, 5)))
-    Traceback (most recent call last):
-    ValueError: baseline: the baseline query's inputs have shape [2, 5], but the inputs have shape [2, 4]
-    """
-    if is_query(baseline):  # another query's inputs (edits included), lazily
-        ref: Any = base_of(baseline.node)
-        shapes = source_of(ref).shape, source_of(view).shape
-        if shapes[0] != shapes[1]:
-            raise ValueError(
-                f"baseline: the baseline query's inputs have shape {list(shapes[0])}, "
-                f"but the inputs have shape {list(shapes[1])}"
-            )
-        return ref
-    base = as_baseline(baseline, source_of(view).inputs.value)
-    return base if isinstance(base, float) else Ref(base, fingerprint(base))
+from .params import baseline_param, grid_param
 
 
 class GradientMethods:
@@ -110,9 +69,19 @@ class GradientMethods:
         return self._attribution("input_x_gradient", target, ())
 
     def integrated_gradients(
-        self, target: Any, steps: int = 50, method: str = "gausslegendre", baseline: Any = 0.0
+        self,
+        target: Any,
+        steps: int = 50,
+        method: str = "gausslegendre",
+        baseline: Any = 0.0,
+        multiply_by_inputs: bool = True,
     ) -> Expr:
         """Integrated gradients from ``baseline`` to the input (or between their layer activations).
+
+        The result carries a ``delta`` coordinate over (sample, target): the attribution's
+        sum minus ``f(x) - f(baseline)`` (Captum's convergence delta), from the inputs'
+        logits and one gradient-free forward of the baseline (one row when it is shared),
+        for targets of the model's outputs and paths without a window.
 
         Parameters
         ----------
@@ -126,6 +95,9 @@ class GradientMethods:
         baseline : float, torch.Tensor or Query, default 0.0
             The path's start: a scalar, a tensor broadcastable to the inputs, or another
             query whose inputs (of the same shape, edits applied) are the baseline.
+        multiply_by_inputs : bool, default True
+            ``False`` gives the integrated gradient alone, not times ``x - baseline``
+            (local attribution, as Captum's), with no delta.
 
         Returns
         -------
@@ -136,19 +108,24 @@ class GradientMethods:
         >>> import torch, algebra as ia
         >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
         >>> r = q.integrated_gradients(0, steps=8).compute()
-        >>> r.attrs["steps"], r.attrs["integration"]
-        (8, 'gausslegendre')
+        >>> r.attrs["steps"], r.attrs["integration"], bool(abs(r.delta).max() < 1e-5)
+        (8, 'gausslegendre', True)
         """
         rule = check_rule(method)
         ref = baseline_param(self.node, baseline)
         params = (("steps", check_steps(steps, rule)), ("method", rule), ("baseline", ref))
+        if not check_flag(multiply_by_inputs, "multiply_by_inputs"):  # shown when not default
+            params += (("multiply_by_inputs", False),)
         return self._attribution("integrated_gradients", target, params)
 
-    def grad_cam(self, target: Any, relu: bool = True, upsample: bool = True) -> Expr:
+    def grad_cam(
+        self, target: Any, relu: bool = True, upsample: bool = True, grid: Any = None
+    ) -> Expr:
         """GradCAM of the selected layer: its channels weighted by their mean gradient.
 
         With ``relu=False, upsample=False`` this is Captum's ``LayerGradCam``. It shares the
-        forward and the batched backward with every other gradient request on the inputs.
+        forward and the batched backward with every other gradient request on the inputs
+        (the other CAMs of the layer included, :mod:`algebra.api.cams`).
 
         Parameters
         ----------
@@ -159,6 +136,9 @@ class GradientMethods:
         upsample : bool, default True
             Resize the map bilinearly to the input's resolution (image inputs ``[N, C, H, W]``);
             otherwise it stays on the layer's grid.
+        grid : None, "auto", (rows, cols) or callable, optional
+            How a transformer layer's tokens lie on a grid (a class token first is dropped);
+            for image inputs, a layer of tokens ``[N, T, D]`` is read as ``"auto"``.
 
         Returns
         -------
@@ -184,5 +164,9 @@ class GradientMethods:
                 f"upsample: the map is resized to an image's [H, W], but the inputs have shape "
                 f"{list(shape)}; pass upsample=False"
             )
-        params = (("relu", relu), ("upsample", upsample))
+        params: tuple[tuple[str, Any], ...] = (("relu", relu), ("upsample", upsample))
+        layer = layer_of(self.node)
+        if layer is not None:  # a layer without a grid is refused now, not when computed
+            stored, _ = grid_param(self.node, layer, grid, "grad_cam")
+            params += () if stored is None else (("grid", stored),)
         return self._attribution("grad_cam", target, params)

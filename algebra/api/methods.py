@@ -41,7 +41,7 @@ def method_of(query: Any, name: Any) -> Callable[..., Expr]:
     'saliency'
     >>> method_of(q, "saliancy")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'shapley', 'kernel_shap', 'lime', 'occlusion', 'feature_ablation', 'feature_permutation'. Did you mean 'saliency'?
+    ValueError: method: unknown value 'saliancy'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'guided_backprop', 'deconvolution', 'deeplift', 'deeplift_shap', 'gradient_shap', 'expected_gradients', 'grad_cam_pp', 'xgrad_cam', .... Did you mean 'saliency'?
     """
     if not isinstance(name, str):
         raise TypeError(f"method: expected a method name (str); got {type(name).__name__}")
@@ -58,7 +58,7 @@ def check_params(name: str, bound: Callable[..., Any], params: dict[str, Any]) -
     >>> q = ia.model(torch.nn.Linear(4, 3).eval()).on(torch.rand(2, 4))
     >>> check_params("integrated_gradients", q.integrated_gradients, {"step": 8})
     Traceback (most recent call last):
-    TypeError: integrated_gradients: unknown parameter 'step'; it takes steps, method, baseline. Did you mean 'steps'?
+    TypeError: integrated_gradients: unknown parameter 'step'; it takes steps, method, baseline, multiply_by_inputs. Did you mean 'steps'?
     """
     accepted = [p for p in inspect.signature(bound).parameters if p != "target"]
     for key in params:

@@ -32,7 +32,7 @@ from ..kernels.players import player_mask
 from ..kernels.run_copies import players_of
 from ..optimizer.simplify import player_spec
 from .expr import Expr
-from .gradients import baseline_param
+from .params import baseline_param
 
 
 def _shape_and_window(view: Node) -> tuple[tuple[int, ...], Any]:

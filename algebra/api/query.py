@@ -8,16 +8,14 @@ Attribution methods turn it into an :class:`~algebra.api.expr.Expr`.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from ..config import options
 from ..ir.attribution import Attribution
 from ..ir.columns import Predicate, as_predicate
 from ..ir.joins import AntiJoin, Disagreement
-from ..ir.node import Node, Ref
+from ..ir.node import Node
 from ..ir.relational import Where
-from ..ir.targets import as_target
 from ..ir.views import (
     Edit,
     Layer,
@@ -30,17 +28,31 @@ from ..ir.views import (
     source_of,
     window_of,
 )
-from ..kernels.checks import as_patch, fingerprint
 from .bindings import wrap
+from .cams import CamMethods
 from .difference import difference_of
 from .expr import Expr
 from .gradients import GradientMethods
+from .layer_methods import LayerMethods
 from .methods import check_params, method_of, renamed
 from .neurons import NeuronMethods
+from .noise import NoiseMethods
 from .perturbation import PerturbationMethods
+from .propagation import PropagationMethods
+from .units import resolved_target
+from .what_if import WhatIfMethods
 
 
-class Query(GradientMethods, PerturbationMethods, NeuronMethods):
+class Query(
+    GradientMethods,
+    PropagationMethods,
+    CamMethods,
+    LayerMethods,
+    NoiseMethods,
+    PerturbationMethods,
+    NeuronMethods,
+    WhatIfMethods,
+):
     """What to explain: a model on a batch of inputs, optionally at a layer or window.
 
     Built by :meth:`Model.on`; every method returns a new object and runs nothing.
@@ -147,95 +159,9 @@ class Query(GradientMethods, PerturbationMethods, NeuronMethods):
         """
         return Query(self.node, (*self.filters, as_predicate(predicate)))
 
-    def _edited(self, kind: str, window: Any, value: Any) -> Query:
-        base = base_of(self.node)
-        edit = Edit(base, kind, None if window is None else check_window(window), value)
-        return self._with(rebased(self.node, edit))
-
-    def patch(self, window: Any, value: Any = 0.0) -> Query:
-        """What-if: the inputs with ``window`` set to ``value``, made lazily.
-
-        Parameters
-        ----------
-        window : (r0, r1, c0, c1)
-            Rows ``r0:r1`` and columns ``c0:c1`` of the inputs.
-        value : float or torch.Tensor, default 0.0
-            A number, a tensor shaped like the patch (``[..., r1 - r0, c1 - c0]``), or one
-            broadcastable to the inputs.
-
-        Returns
-        -------
-        Query
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
-        >>> q = ia.model(net).on(torch.rand(3, 1, 4, 4))
-        >>> q.patch((0, 2, 0, 2), 1.0)
-        Query(Sequential on inputs [3, 1, 4, 4] (edited))
-        """
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            stored: Any = float(value)
-        else:
-            window_ = check_window(window)
-            tensor = as_patch(value, source_of(self.node).inputs.value, window_)
-            stored = Ref(tensor, fingerprint(tensor))
-        return self._edited("patch", window, stored)
-
-    def replace(self, window: Any, with_: Query) -> Query:
-        """What-if: the inputs with ``window`` copied from another query's inputs.
-
-        Parameters
-        ----------
-        window : (r0, r1, c0, c1)
-        with_ : Query
-            Inputs of the same shape (their own edits apply first).
-
-        Returns
-        -------
-        Query
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> m = ia.model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval())
-        >>> a, b = m.on(torch.zeros(2, 1, 4, 4)), m.on(torch.ones(2, 1, 4, 4))
-        >>> a.replace((0, 4, 0, 2), with_=b)
-        Query(Sequential on inputs [2, 1, 4, 4] (edited))
-        """
-        if not isinstance(with_, Query):
-            raise TypeError(f"with_: expected a Query (model.on(...)); got {type(with_).__name__}")
-        return self._edited("replace", window, base_of(with_.node))
-
-    def edit(self, fn: Callable[[Any], Any]) -> Query:
-        """What-if: the inputs mapped through ``fn`` (a batch in, a batch of the same shape out).
-
-        ``fn`` runs once, lazily, without gradients, when the query is computed.
-
-        Parameters
-        ----------
-        fn : callable
-            ``fn(inputs) -> tensor`` with the inputs' shape and dtype.
-
-        Returns
-        -------
-        Query
-
-        Examples
-        --------
-        >>> import torch, algebra as ia
-        >>> q = ia.model(torch.nn.Linear(4, 2).eval()).on(torch.rand(3, 4))
-        >>> q.edit(lambda x: x.flip(1)).saliency(0).compute().shape
-        (3, 4)
-        """
-        if not callable(fn):
-            raise TypeError(f"fn: expected a callable; got {type(fn).__name__}")
-        name = getattr(fn, "__qualname__", type(fn).__name__)
-        return self._edited("fn", None, Ref(fn, f"fn:{id(fn)}:{name}"))
-
     def _attribution(self, method: str, target: Any, params: tuple[tuple[str, Any], ...]) -> Expr:
-        return self._filtered(Attribution(self.node, method, as_target(target), params))
+        target = resolved_target(self.node, target)  # units checked on the layer's shape
+        return self._filtered(Attribution(self.node, method, target, params))
 
     def _filtered(self, node: Node) -> Expr:
         for predicate in self.filters:

@@ -68,18 +68,28 @@ class Study:
 
 
 def source(*functions: Callable[..., object]) -> str:
-    """The source of the functions that made a figure: what the report shows beside it
-    (without the formatter's and type checker's comments, which say nothing to a reader).
+    """The source of the functions that made a figure: what the report shows beside it,
+    without their docstrings' examples and the formatter's and type checker's comments
+    (which say nothing to a reader of the report).
 
     Examples
     --------
     >>> def f(x):
+    ...     '''Add one.
+    ...
+    ...     Examples
+    ...     --------
+    ...     >>> f(1)
+    ...     2
+    ...     '''
     ...     return x + 1  # fmt: skip
     >>> print(source(f))
     def f(x):
+        '''Add one.'''
         return x + 1
     """
     text = "\n\n".join(textwrap.dedent(inspect.getsource(f)).strip() for f in functions)
+    text = re.sub(r"\n\n\s*Examples\n\s*-+\n.*?\n\s*(\"\"\"|\'\'\')", r"\1", text, flags=re.S)
     return re.sub(r"  # (fmt: skip|type: ignore\[[\w-]+\])", "", text)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import positive_integer, unknown_name
-from ..kernels.plan import INTEGRATION_RULES, check_path_steps
+from ..errors import did_you_mean, positive_integer, unknown_name
+from ..kernels.path_steps import INTEGRATION_RULES, check_path_steps
 from .node import Node, Ref
 from .targets import Target
 from .views import layer_of, source_of
@@ -22,15 +22,18 @@ class Method:
 
     ``output`` says how the result comes from the gradient (the kernel's ``Output.kind``):
     ``gradient``, ``times_input`` (times the input or activation), ``grad_cam`` or
-    ``integrated`` (along a path from a baseline); ``perturbation`` methods evaluate
-    perturbed copies by forward passes only. ``needs_layer`` methods attribute a layer's
-    activation only; methods without ``at_layer`` attribute the input only.
+    ``integrated`` (along a path from a baseline), and the gradient family's own
+    (``deeplift``, ``shap``, ``cam``, ...); ``perturbation`` methods evaluate perturbed
+    copies by forward passes only. ``needs_layer`` methods attribute a layer's activation
+    only; methods without ``at_layer`` attribute the input only; ``grid_map`` ones give a
+    map over the layer's grid, channels summed.
     """
 
     name: str
     output: str
     summary: str
     needs_layer: bool = False
+    grid_map: bool = False
     at_layer: bool = True
 
     @property
@@ -59,6 +62,56 @@ METHODS: dict[str, Method] = {
             "grad_cam",
             "layer channels weighted by their mean gradient",
             needs_layer=True,
+            grid_map=True,
+        ),
+        Method(
+            "guided_backprop",
+            "gradient",
+            "gradient passed by ReLUs where input and gradient are positive",
+        ),
+        Method(
+            "deconvolution", "gradient", "gradient passed by ReLUs where the gradient is positive"
+        ),
+        Method("deeplift", "deeplift", "DeepLift multipliers times (input - reference)"),
+        Method("deeplift_shap", "deeplift", "DeepLift averaged over a set of references"),
+        Method(
+            "gradient_shap",
+            "shap",
+            "mean gradient times (input - baseline) at random points from baselines to noisy inputs",
+        ),
+        Method("expected_gradients", "shap", "GradientSHAP with a data set as the baselines"),
+        Method(
+            "grad_cam_pp", "cam", "GradCAM++: channels weighted by positive gradients", True, True
+        ),
+        Method(
+            "xgrad_cam",
+            "cam",
+            "XGradCAM: channels weighted by activation-normalised gradients",
+            True,
+            True,
+        ),
+        Method("layer_cam", "cam", "LayerCAM: activations times positive gradients", True, True),
+        Method("hires_cam", "cam", "HiResCAM: activations times gradients", True, True),
+        Method(
+            "eigen_cam", "eigen_cam", "first principal component of the activations", True, True
+        ),
+        Method(
+            "score_cam",
+            "score_cam",
+            "channels weighted by scores of inputs masked by them",
+            True,
+            True,
+        ),
+        Method("guided_grad_cam", "guided_grad_cam", "guided backpropagation times GradCAM", True),
+        Method("activation", "activation", "the layer's activation itself", needs_layer=True),
+        Method(
+            "conductance",
+            "conductance",
+            "gradient along an input path times the layer's change",
+            True,
+        ),
+        Method(
+            "internal_influence", "gradient", "layer gradient integrated along an input path", True
         ),
         Method("shapley", "perturbation", "Shapley values of the players (permutation sampling)"),
         Method("kernel_shap", "perturbation", "KernelSHAP: a Shapley-kernel weighted linear fit"),
@@ -88,7 +141,7 @@ def method(name: str) -> Method:
     'gradient'
     >>> method("integrated_gradient")
     Traceback (most recent call last):
-    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'shapley', 'kernel_shap', 'lime', 'occlusion', 'feature_ablation', 'feature_permutation'. Did you mean 'integrated_gradients' or 'input_x_gradient'?
+    ValueError: method: unknown value 'integrated_gradient'; expected one of 'saliency', 'input_x_gradient', 'integrated_gradients', 'grad_cam', 'guided_backprop', 'deconvolution', 'deeplift', 'deeplift_shap', 'gradient_shap', 'expected_gradients', 'grad_cam_pp', 'xgrad_cam', .... Did you mean 'integrated_gradients' or 'expected_gradients' or 'input_x_gradient'?
     """
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)
@@ -167,6 +220,13 @@ class Attribution(Node):
             )
         model = source.model
         self.target.check(source.n, model.num_classes, source.labels is not None)
+        unit_layer = self.target.layer
+        if unit_layer is not None and unit_layer not in model.layer_names:
+            raise ValueError(
+                f"unit: the model has no layer {unit_layer!r}."
+                + did_you_mean(unit_layer, model.layer_names)
+                + " Layers are named as in model.named_modules()."
+            )
 
     @property
     def options(self) -> dict[str, Any]:

@@ -19,11 +19,24 @@ from .relational import (
     Normalize,
     Reduce,
     Select,
+    Square,
     TopKFeatures,
+    Variance,
     Where,
     unpacked,
 )
-from .views import Edit, Layer, Source, Window, base_of, layer_of, source_of, window_of
+from .views import (
+    Edit,
+    Layer,
+    Noise,
+    Source,
+    Window,
+    base_of,
+    layer_of,
+    noise_of,
+    source_of,
+    window_of,
+)
 
 
 def shown(value: object) -> str:
@@ -51,7 +64,7 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     >>> describe(q.integrated_gradients(ia.topk(2), steps=8).node)
     "integrated_gradients(target=topk(2), steps=8, method='gausslegendre', baseline=0.0)"
     """
-    params = [f"target={node.target.describe()}"]
+    params = [f"target={node.target.describe()}"] if node.target.kind != "none" else []
     for key, value in node.params:
         params.append(f"{key}={shown(value)}")
     layer = layer_of(node.view) if with_layer else None
@@ -59,6 +72,8 @@ def describe(node: Attribution, with_layer: bool = True) -> str:
     window = window_of(node.view)
     at += f" in window {list(window)}" if window else ""
     at += " on edited inputs" if isinstance(base_of(node.view), Edit) else ""
+    noise = noise_of(node.view)
+    at += f" on {noise.describe()}" if noise is not None else ""
     return f"{node.method}({', '.join(params)}){at}"
 
 
@@ -157,6 +172,16 @@ def _(node: GroupReduce) -> str:
     return f"groupby({node.key!r}).{node.how}()"
 
 
+@_step.register
+def _(node: Square) -> str:
+    return "square()"
+
+
+@_step.register
+def _(node: Variance) -> str:
+    return f"var({'' if node.dims is None else repr(list(node.dims))})"
+
+
 # -- describe_expr: every computed node ----------------------------------------------------
 _expr = dispatch_table("describe_expr")
 
@@ -226,6 +251,11 @@ def _(node: Layer) -> str:
 @_label.register
 def _(node: Attribution) -> str:
     return describe(node, with_layer=False)
+
+
+@_label.register
+def _(node: Noise) -> str:
+    return node.describe()
 
 
 @entries(_label, (Window, Edit, Join, AntiJoin, Disagreement, CounterfactualNeurons, *VERBS))

@@ -168,5 +168,25 @@ class GroupReduce(Node):
         _check_choice(self.how, "how", REDUCTIONS)
 
 
+@dataclass(frozen=True, eq=False)
+class Square(Node):
+    """The square of an attribution (SmoothGrad²: ``.square().mean("noise")``)."""
+
+    child: Node
+    op = "square"
+    role = "verb"
+
+
+@dataclass(frozen=True, eq=False)
+class Variance(Node):
+    """The population variance over ``dims`` (``None``: every dim): ``E[a^2] - E[a]^2``,
+    as xarray's ``var`` (VarGrad: ``.var("noise")``)."""
+
+    child: Node
+    dims: tuple[str, ...] | None
+    op = "var"
+    role = "verb"
+
+
 #: Every relational verb: tables register one entry for all of them where they agree.
-VERBS = (Where, Select, Reduce, Abs, Normalize, TopKFeatures, GroupReduce)
+VERBS = (Where, Select, Reduce, Abs, Normalize, TopKFeatures, GroupReduce, Square, Variance)

@@ -2,7 +2,9 @@
 
 A target is an immutable spec. ``int``, one int per sample, ``"pred"``, ``"label"`` and a
 callable give one attribution per sample; :func:`topk`, ``"all"`` and :func:`classes`
-expand into a ``target`` dimension.
+expand into a ``target`` dimension. Units of a layer (:func:`unit`, :func:`units`) are
+targets too: the layer's activation, not the model's output, is explained (``units``
+expands into a ``unit`` dimension).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class Target:
     """A resolved target spec; build one with :func:`as_target`, :func:`topk` or :func:`classes`.
 
     ``kind`` is one of ``index``, ``per_sample``, ``pred``, ``label``, ``topk``, ``all``,
-    ``classes`` or ``fn``.
+    ``classes``, ``fn``, ``unit`` or ``units`` (``value = (layer, which, count)``, the count
+    known once the layer's shape is), or ``none`` (methods that explain no output).
     """
 
     kind: str
@@ -36,8 +39,24 @@ class Target:
 
     @property
     def expands(self) -> bool:
-        """Whether the target adds a ``target`` dimension."""
-        return self.kind in ("topk", "all", "classes")
+        """Whether the target adds a ``target`` (or ``unit``) dimension."""
+        return self.kind in ("topk", "all", "classes", "units")
+
+    @property
+    def dim(self) -> str:
+        """The name of the dimension an expanding target adds.
+
+        Examples
+        --------
+        >>> topk(2).dim, units("b3").dim
+        ('target', 'unit')
+        """
+        return "unit" if self.kind == "units" else "target"
+
+    @property
+    def layer(self) -> str | None:
+        """The layer whose units are the target (``None`` for the model's outputs)."""
+        return self.value[0] if self.kind in ("unit", "units") else None  # type: ignore[index]
 
     def __repr__(self) -> str:
         return self.describe()
@@ -59,6 +78,10 @@ class Target:
         if self.kind == "fn":
             fn = self.value.value  # type: ignore[union-attr]
             return getattr(fn, "__qualname__", type(fn).__name__)
+        if self.kind in ("unit", "units"):
+            return _describe_units(self)
+        if self.kind == "none":
+            return "none"
         if self.kind == "per_sample":
             values = list(self.value)  # type: ignore[arg-type]
             if len(values) > 8:  # keep plans and attributes readable for large batches
@@ -98,6 +121,91 @@ class Target:
                     f"target: class {c} is out of range for {num_classes} classes "
                     f"(expected 0..{num_classes - 1})"
                 )
+
+
+def _describe_units(target: Target) -> str:
+    layer, which = target.value[0], target.value[1]  # type: ignore[index]
+    if target.kind == "units" and which == "all":
+        return f"units({layer!r})"
+    if isinstance(which, Ref):
+        shown = getattr(which.value, "__qualname__", type(which.value).__name__)
+    else:
+        shown = repr(list(which) if target.kind == "units" else which)
+    return f"{target.kind}({layer!r}, {shown})"
+
+
+def _check_layer(layer: Any) -> str:
+    if not isinstance(layer, str):
+        raise TypeError(f"layer: expected a layer name (str); got {type(layer).__name__}")
+    return layer
+
+
+def _unit_index(index: Any) -> int | tuple:
+    """One unit: an int (a channel) or an index tuple of ints and slices."""
+    entries = index if isinstance(index, tuple) else (index,)
+    for entry in entries:
+        if not isinstance(entry, slice) and (
+            isinstance(entry, bool) or not hasattr(entry, "__index__")
+        ):
+            raise TypeError(
+                "unit: expected an int (a channel), a tuple of ints and slices, or a callable; "
+                f"got {index!r}"
+            )
+    plain = tuple(e if isinstance(e, slice) else int(e.__index__()) for e in entries)
+    return plain if isinstance(index, tuple) else plain[0]
+
+
+def _callable(fn: Any) -> Ref:
+    return Ref(fn, f"fn:{id(fn)}:{getattr(fn, '__qualname__', type(fn).__name__)}")
+
+
+def unit(layer: str, index: Any) -> Target:
+    """One unit of a layer as the target: its activation, not the model's output, is explained.
+
+    ``index`` is an int (a channel, summed over the rest of its dims), a tuple of ints and
+    slices into one sample's activation (what a slice selects is summed), or a callable
+    mapping the activation ``[N, ...]`` to scores ``[N]`` (Captum's neuron selectors).
+    The index is checked against the layer's shape when a method uses the target.
+
+    Examples
+    --------
+    >>> unit("b3", 4), unit("b3", (0, 2, 3))
+    (unit('b3', 4), unit('b3', (0, 2, 3)))
+    >>> unit("b3", 1.5)
+    Traceback (most recent call last):
+    TypeError: unit: expected an int (a channel), a tuple of ints and slices, or a callable; got 1.5
+    """
+    layer = _check_layer(layer)
+    which: Any = _callable(index) if callable(index) else _unit_index(index)
+    return Target("unit", (layer, which, 1))
+
+
+def units(layer: str, which: Any = "all") -> Target:
+    """Several units of a layer as targets, along a ``unit`` dimension.
+
+    ``which`` is ``"all"`` (every channel, each summed over the rest of its dims), a list
+    of units (ints and index tuples, as :func:`unit`), or a callable mapping the activation
+    ``[N, ...]`` to scores ``[N, U]``. Every unit comes out of one batched backward.
+
+    Examples
+    --------
+    >>> units("b3"), units("b3", [1, (0, 2, 3)])
+    (units('b3'), units('b3', [1, (0, 2, 3)]))
+    >>> units("b3", [])
+    Traceback (most recent call last):
+    ValueError: units: expected 'all', a callable or a non-empty list of units; got []
+    """
+    layer = _check_layer(layer)
+    if callable(which):
+        return Target("units", (layer, _callable(which), None))
+    if which == "all":
+        return Target("units", (layer, "all", None))
+    if isinstance(which, (str, bytes)) or not isinstance(which, Sequence) or not which:
+        raise ValueError(
+            f"units: expected 'all', a callable or a non-empty list of units; got {which!r}"
+        )
+    chosen = tuple(_unit_index(u) for u in which)
+    return Target("units", (layer, chosen, len(chosen)))
 
 
 def _class_index(value: Any, argument: str = "target") -> int:

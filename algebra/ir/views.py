@@ -1,4 +1,5 @@
-"""Views: what an attribution reads. A data source, its what-if edits, a layer, a window.
+"""Views: what an attribution reads. A data source, its what-if edits, noisy copies of
+its inputs, a layer, a window.
 
 Each is an immutable :class:`~algebra.ir.node.Node`, validated when it is built.
 """
@@ -80,7 +81,7 @@ class Layer(Node):
                 "layer: select the layer before the window, e.g. q.layer(name).window(...); "
                 "the window then lies on the layer's grid"
             )
-        if not isinstance(self.view, (Source, Edit)):
+        if not isinstance(self.view, (Source, Edit, Noise)):
             raise ValueError(
                 f"layer: a layer is already selected ({layer_of(self.view)!r}); select one layer per query"
             )
@@ -194,6 +195,83 @@ class Window(Node):
             _check_on_grid(self.window, source_of(self.view).shape, "window")
 
 
+@dataclass(frozen=True, eq=False)
+class Noise(Node):
+    """``samples`` noisy copies of the view's inputs, along a ``noise`` dim.
+
+    Gaussian noise of standard deviation ``stdev`` (times each sample's value range when
+    ``relative``, as in the SmoothGrad paper), drawn from ``seed`` (torch's global RNG
+    without one), or the given draws ``noise`` (a ``Ref`` to a tensor ``[S, N, ...]`` or
+    ``[S, ...]``). Every method reads the copies as one point set; targets resolve at the
+    clean inputs.
+    """
+
+    view: Node
+    samples: int
+    stdev: float
+    relative: bool
+    seed: int | None
+    noise: Ref | None
+    op = "noise"
+    role = "view"
+
+    def validate(self) -> None:
+        if not isinstance(self.view, (Source, Edit)):
+            raise ValueError("noise: noise applies to the inputs, below any layer or window")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"samples: expected an integer >= 1; got {self.samples!r}")
+        if not isinstance(self.stdev, float) or not self.stdev >= 0:
+            raise ValueError(f"stdev: expected a finite number >= 0; got {self.stdev!r}")
+
+    def describe(self) -> str:
+        """The noise as the user asked for it.
+
+        Examples
+        --------
+        >>> import torch, algebra as ia
+        >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+        >>> noise_of(q.noise(8, 0.2, seed=1).node).describe()
+        'noise(samples=8, stdev=0.2, seed=1)'
+        """
+        if self.noise is not None:
+            return f"noise(noise=tensor{list(self.noise.value.shape)})"
+        scale = "" if self.relative else ", relative=False"
+        seed = "" if self.seed is None else f", seed={self.seed}"
+        return f"noise(samples={self.samples}, stdev={self.stdev}{scale}{seed})"
+
+
+def noise_of(view: Node) -> Noise | None:
+    """The noise of a view (its noisy copies), or ``None``.
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    >>> q = ia.model(net).on(torch.rand(2, 4))
+    >>> noise_of(q.noise(4).layer("0").node).samples, noise_of(q.node)
+    (4, None)
+    """
+    while not isinstance(view, (Source, Edit)):
+        if isinstance(view, Noise):
+            return view
+        view = view.children[0]
+    return None
+
+
+def inputs_node(view: Node) -> Node:
+    """What a view's points are made from: its noise, else its source or last edit (the
+    identity of the inputs an attribution runs on).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4))
+    >>> inputs_node(q.noise(4).node).op, inputs_node(q.node).op
+    ('noise', 'source')
+    """
+    return noise_of(view) or base_of(view)
+
+
 def source_of(view: Node) -> Source:
     """The :class:`Source` a view or expression reads from.
 
@@ -272,6 +350,13 @@ def _(view: Layer, base: Node) -> Node:
 @_rebased.register
 def _(view: Window, base: Node) -> Node:
     return Window(rebased(view.view, base), view.window)
+
+
+@_rebased.register
+def _(view: Noise, base: Node) -> Node:
+    return Noise(
+        rebased(view.view, base), view.samples, view.stdev, view.relative, view.seed, view.noise
+    )
 
 
 def layer_of(view: Node) -> str | None:

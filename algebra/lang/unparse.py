@@ -22,7 +22,7 @@ from ..ir.node import Node, Ref, dispatch_table, entries
 from ..ir.players import PlayerSpecs
 from ..ir.relational import VERBS, Where
 from ..ir.targets import Target
-from ..ir.views import Edit, Layer, Source, Window, rebased, source_of
+from ..ir.views import Edit, Layer, Noise, Source, Window, rebased, source_of
 from . import syntax
 from .syntax import KEYWORDS
 
@@ -146,6 +146,11 @@ def _(view: Layer, parts: dict[str, Any]) -> None:
 @_view_part.register
 def _(view: Edit, parts: dict[str, Any]) -> None:
     raise _refuse(f"an edited input ({view.kind})")
+
+
+@_view_part.register
+def _(view: Noise, parts: dict[str, Any]) -> None:
+    raise _refuse(f"noise on the inputs ({view.describe()})")
 
 
 @_view_part.register

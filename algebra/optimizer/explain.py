@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..ir.format import describe
 from ..kernels.plan import Group, Passes, Points, TargetSpec
 from .plan import Plan
+from .point_text import family_points
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ def _bytes(n: int) -> str:
 
 
 def _points(points: Points, n: int) -> str:
-    if points.kind == "inputs":
+    family = family_points(points, n)
+    if family is not None:
+        what = family
+    elif points.kind == "inputs":
         what = "inputs"
     elif points.kind == "copies":
         assert points.path is not None
@@ -64,6 +68,9 @@ def _n(count: int, noun: str) -> str:
 def _target(spec: TargetSpec) -> str:
     if spec.kind == "fn":
         return "callable"
+    if spec.kind in ("unit", "units"):
+        count = spec.value[2]
+        return f"{count} unit{'s' if count != 1 else ''} of {spec.value[0]!r}"
     if spec.kind == "topk":
         return f"topk({spec.value})"
     if spec.kind in ("index", "classes"):
@@ -76,15 +83,19 @@ def _wrt(layer: str | None) -> str:
 
 
 class _Tally:
-    """Forward and backward counts; backward counts may have a term in the unknown ``C``."""
+    """Forward and backward counts; backward counts may have a term in the unknown ``C``,
+    and are a bound (``at_most``) when data-dependent targets split over several backwards
+    (the executor packs the classes each sample needs, which can be fewer)."""
 
     def __init__(self) -> None:
         self.forwards = self.rows = self.backwards = self.per_class = 0
+        self.at_most = False
 
     def text(self, estimated: bool) -> str:
         f, b = self.forwards, self.backwards
         per_class = f"{self.per_class if self.per_class != 1 else ''}C"
         back = f"{b}" if not self.per_class else (f"{b} + {per_class}" if b else per_class)
+        back = f"at most {back}" if self.at_most else back
         plural = "s" if (b != 1 or self.per_class) else ""
         tail = " (chunks estimated before measuring activations)" if estimated else ""
         return (
@@ -105,6 +116,16 @@ def _backward_lines(
     if not classed:
         return lines
     wrt = ", ".join(_wrt(w) for w in dict.fromkeys(r.wrt for r in classed))
+    if group.fuse_targets and passes.sequential and passes.targets != 1:
+        # after the shared forward, one backward per target (kernels.backward_strategy)
+        count = passes.targets
+        shown = "C" if count is None else str(count)
+        lines.append(f"    {shown} backwards, one per target after the shared forward: wrt {wrt}")
+        if passes.backwards is None:
+            tally.per_class += repeat
+        else:
+            tally.backwards += repeat * passes.backwards
+        return lines
     if group.fuse_targets:
         count, per_backward = passes.targets, passes.targets_per_backward
         shown = "C" if count is None else str(count)
@@ -112,8 +133,12 @@ def _backward_lines(
         noun = "target" if shown == "1" else "targets"
         kind = "batched backward" if shown != "1" or upto else "backward"
         splits = -(-count // per_backward) if count and per_backward else 1
-        lines.append(f"    1 {kind}: {upto}{shown} {noun} wrt {wrt}")
-        tally.backwards += repeat * splits
+        sources = passes.sources  # the logits, and each layer's units: a backward each
+        several = f"{sources} {kind}s (one per source of scores)" if sources > 1 else f"1 {kind}"
+        lines.append(f"    {several}: {upto}{shown} {noun} wrt {wrt}")
+        calls = passes.backwards if passes.backwards is not None else splits * sources
+        tally.backwards += repeat * calls
+        tally.at_most |= bool(upto) and calls > sources
         return lines
     for req in classed:
         count = req.target.count(classes)
@@ -211,6 +236,10 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
         source, job = entry.source, entry.job
         n = source.n
         edited = " (edited)" if entry.edited else ""
+        if job.noise is not None:  # every point set is built on the noisy copies
+            copies = job.noise.noise.shape[0] if job.noise.noise is not None else job.noise.samples
+            edited += f" with {copies} noisy copies ({copies} x {n} rows)"
+            n *= copies
         lines.append(
             f"physical: model {source.model.name!r} on inputs {list(source.shape)}{edited}: "
             f"{len(job.groups)} point set{'s' if len(job.groups) != 1 else ''}"
@@ -244,13 +273,21 @@ def explain_text(plan: Plan, sizes: list[JobSizes]) -> str:
                 capture += [w for w in group.wrt if w]
             if capture:
                 notes.append("capture " + ", ".join(repr(c) for c in dict.fromkeys(capture)))
-            if group.points.layer:
+            if group.points.layer and group.points.kind == "path":
                 notes.append(f"replace {group.points.layer!r} by the path points")
+            starts = rows - group.points.steps * n if group.points.kind == "path" else 0
+            if starts > 0:
+                notes.append(f"{_n(starts, 'start row')} for the delta")
             repeat = passes.chunks if rules.chunk else 1
+            for what, count, chunks in passes.extra:  # gradient-free forwards the set needs
+                fused_lines.append(f"  forward {what} ({_n(count, 'row')}; no gradients)")
+                tally.forwards += chunks if rules.chunk else 1
+                tally.rows += count
             fused_lines.append(
                 f"  forward {_points(group.points, n)} ({_n(rows, 'row')}; {'; '.join(notes)})"
             )
-            fused_lines += _backward_lines(group, passes, size.classes, tally, repeat)
+            if group.grad:
+                fused_lines += _backward_lines(group, passes, size.classes, tally, repeat)
             tally.forwards += repeat
             tally.rows += rows
             if rules.chunk and passes.chunks > 1:

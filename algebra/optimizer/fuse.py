@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 
 from ..config import OptimizerOptions, options
 from ..ir.attribution import Attribution
-from ..ir.views import Source
+from ..ir.views import Noise, Source
 from ..kernels.plan import ExecConfig, Job
+from ..kernels.point_specs import NoiseSpec
 from .physical import PhysicalJob
 from .simplify import inputs_of
 
@@ -40,7 +41,9 @@ def fuse(jobs: tuple[PhysicalJob, ...], rules: OptimizerOptions) -> tuple[Planne
     >>> [len(g.requests) for g in planned.job.groups], planned.job.groups[0].fuse_targets
     ([2], True)
     """
-    config = ExecConfig(rules.chunk, options.memory_budget, options.precision, options.compile)
+    config = ExecConfig(
+        rules.chunk, options.memory_budget, options.precision, options.compile, options.backward
+    )
     return tuple(_freeze(job, rules, config) for job in jobs)
 
 
@@ -55,5 +58,21 @@ def _freeze(job: PhysicalJob, rules: OptimizerOptions, config: ExecConfig) -> Pl
         outputs=model.num_classes,
         config=config,
         reference=None if model.reference is None else model.reference.torch_module,
+        noise=None if job.noise is None else noise_spec(job.noise),
     )
     return Planned(job.source, frozen, job.nodes, edited=job.base is not job.source)
+
+
+def noise_spec(noise: Noise) -> NoiseSpec:
+    """The kernels' spec of a noise node (the given draws unwrapped).
+
+    Examples
+    --------
+    >>> import torch, algebra as ia
+    >>> q = ia.model(torch.nn.Linear(4, 3)).on(torch.rand(2, 4)).noise(8, 0.1, seed=3)
+    >>> spec = noise_spec(q.node)
+    >>> spec.samples, spec.seed, spec.key == q.node.token
+    (8, 3, True)
+    """
+    given = None if noise.noise is None else noise.noise.value
+    return NoiseSpec(noise.samples, noise.stdev, noise.relative, noise.seed, given, noise.token)

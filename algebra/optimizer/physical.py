@@ -14,10 +14,12 @@ from dataclasses import dataclass, replace
 from ..config import OptimizerOptions
 from ..ir.attribution import Attribution
 from ..ir.node import Node
-from ..ir.views import Source, base_of, source_of
+from ..ir.views import Noise, Source, base_of, noise_of, source_of
 from ..kernels.plan import Group, Points
 from .simplify import Lowered, Simplified
 
+# Inputs first (their logits resolve targets; their activations are what later sets read),
+# then baselines, paths and the gradient family's other point sets.
 _ORDER = {"inputs": 0, "baseline": 1, "path": 2, "copies": 3}
 
 
@@ -29,6 +31,7 @@ class PhysicalJob:
     base: Node
     groups: tuple[Group, ...]
     items: tuple[Lowered, ...]
+    noise: Noise | None = None
 
     @property
     def nodes(self) -> dict[str, Attribution]:
@@ -71,12 +74,17 @@ def _job(items: list[Lowered]) -> PhysicalJob:
 
     for item in items:
         add(item.points, item.request, item.capture)
+        for points, request, capture in item.extra:
+            add(points, request, capture)
         if item.path_layer is not None:  # the path's ends: the layer at inputs and baseline
             add(inputs, capture=(item.path_layer,))
             add(
                 Points("baseline", item.points.path, owner=item.points.owner),
                 capture=(item.path_layer,),
             )
-    ordered = sorted(groups.values(), key=lambda g: (_ORDER[g.points.kind], g.points.owner != ""))
-    base = base_of(items[0].node.view)
-    return PhysicalJob(source_of(base), base, tuple(ordered), tuple(items))
+    ordered = sorted(
+        groups.values(), key=lambda g: (_ORDER.get(g.points.kind, 3), g.points.owner != "")
+    )
+    view = items[0].node.view
+    base = base_of(view)
+    return PhysicalJob(source_of(base), base, tuple(ordered), tuple(items), noise_of(view))

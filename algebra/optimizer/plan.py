@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..config import OptimizerOptions
 from ..ir.attribution import Attribution
+from . import lowering  # noqa: F401  (registers the gradient family's lowerings)
 from .fuse import Planned, fuse
 from .physical import PhysicalJob, physical
 from .rules import flags

@@ -9,12 +9,14 @@ target) on a point set of perturbed copies, keyed by its baseline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import OptimizerOptions
 from ..ir.attribution import Attribution, method
 from ..ir.node import Node, Ref
-from ..ir.views import Edit, Source, base_of, layer_of, window_of
+from ..ir.targets import Target
+from ..ir.views import Edit, Source, inputs_node, layer_of, window_of
 from ..kernels.plan import (
     DesignSpec,
     Edited,
@@ -35,16 +37,19 @@ class Lowered:
     ``job`` identifies the model and (possibly edited) inputs it runs on; ``capture``
     lists layers whose activations its points must keep; ``path_layer`` is the layer a
     path (or a stream of copies) runs through, whose activations at the inputs and at the
-    baseline are the path's ends (the copies' values and fill).
+    baseline are the path's ends (the copies' values and fill). ``extra`` lists other point
+    sets the output reads, each with its request (or ``None``) and the layers it must
+    capture. A method that reads no gradient (a layer's activation) has no ``request``.
     """
 
     node: Attribution
     job: str
     points: Points
-    request: Request | Perturbation
+    request: Request | Perturbation | None
     output: Output
     capture: tuple[str, ...] = ()
     path_layer: str | None = None
+    extra: tuple[tuple[Points, Request | None, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,15 @@ class Simplified:
     @property
     def requests(self) -> int:
         """The number of distinct gradient requests."""
-        keys = {(i.job, i.points.key, i.request.key) for i in self.items}
-        return len([k for k in keys if not k[1].startswith("copies|")])
+        found = set()
+        for item in self.items:
+            parts = [(item.points, item.request)] + [(p, r) for p, r, _ in item.extra]
+            found |= {
+                (item.job, p.key, r.key)
+                for p, r in parts
+                if r is not None and not isinstance(r, Perturbation)
+            }
+        return len(found)
 
     @property
     def designs(self) -> int:
@@ -110,7 +122,13 @@ def simplify(nodes: list[Attribution], rules: OptimizerOptions) -> Simplified:
     return Simplified(tuple(_lower(node, rules) for node in unique))
 
 
+# Methods lowered by their own function (algebra.optimizer.lowering registers them).
+LOWERINGS: dict[str, Callable[[Attribution, OptimizerOptions], Lowered]] = {}
+
+
 def _lower(node: Attribution, rules: OptimizerOptions) -> Lowered:
+    if node.method in LOWERINGS:
+        return LOWERINGS[node.method](node, rules)
     spec = method(node.method)
     if spec.perturbs:
         return _lower_copies(node, rules)
@@ -131,7 +149,7 @@ def _lower(node: Attribution, rules: OptimizerOptions) -> Lowered:
     capture = (layer,) if layer is not None and spec.output in ("times_input", "grad_cam") else ()
     return Lowered(
         node,
-        base_of(node.view).token,  # one job per model and (possibly edited) inputs
+        inputs_node(node.view).token,  # one job per model and (possibly edited, noisy) inputs
         points,
         Request(key, _target(node), layer),
         output,
@@ -156,8 +174,25 @@ def _points(node: Attribution, rules: OptimizerOptions) -> Points:
 
 
 def _target(node: Attribution) -> TargetSpec:
-    value = node.target.value
-    return TargetSpec(node.target.kind, value.value if isinstance(value, Ref) else value)  # type: ignore[arg-type]
+    return target_spec(node.target)
+
+
+def target_spec(target: Target) -> TargetSpec:
+    """The kernels' spec of a target: references unwrapped (a callable, a unit's callable).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> target_spec(ia.topk(2)), target_spec(ia.unit("b3", 1)).value
+    (TargetSpec(kind='topk', value=2), ('b3', 1, 1))
+    """
+    value = target.value
+    if isinstance(value, Ref):
+        value = value.value
+    elif target.kind in ("unit", "units"):
+        layer, which, count = value  # type: ignore[misc]
+        value = (layer, which.value if isinstance(which, Ref) else which, count)
+    return TargetSpec(target.kind, value)  # type: ignore[arg-type]
 
 
 def _baseline(node: Attribution) -> tuple[object, str]:
@@ -211,7 +246,7 @@ def _lower_copies(node: Attribution, rules: OptimizerOptions) -> Lowered:
     output = Output(node.token, request_key, "perturbation", layer, window=window_of(node.view))
     return Lowered(
         node,
-        base_of(node.view).token,
+        inputs_node(node.view).token,
         points,
         Perturbation(request_key, design, target),
         output,

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..ir.attribution import Attribution
+from ..ir.attribution import Attribution, method
 from ..ir.format import shown
-from ..ir.views import Edit, base_of, default_dims, layer_of, source_of, window_of
+from ..ir.views import Edit, base_of, default_dims, layer_of, noise_of, source_of, window_of
 from ..kernels.execute import TaskResult
 from ..kernels.frame import Frame
 from .arrays import host
@@ -44,6 +44,9 @@ def attributes(node: Attribution) -> dict[str, Any]:
         attrs["window"] = list(window)
     if isinstance(base_of(node.view), Edit):
         attrs["edited"] = 1
+    noise = noise_of(node.view)
+    if noise is not None:
+        attrs["noise"] = noise.describe()
     return attrs
 
 
@@ -71,13 +74,18 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
     target = node.target
     values = result.values
     layer = layer_of(node.view)
-    if node.method == "grad_cam":  # channels are summed away: a map over the grid
+    if method(node.method).grid_map:  # channels are summed away: a map over the grid
         feature_dims = (
             ("y", "x")[-(values.ndim - 2) :] if values.ndim <= 4 else default_dims(values.ndim - 1)
         )
+    elif node.method == "guided_grad_cam":  # a map over the inputs, read at a layer
+        feature_dims = source.dims
     else:
         feature_dims = default_dims(values.ndim - 1) if layer else source.dims
     n = source.n
+    noise = noise_of(node.view)
+    copies = () if noise is None else ("noise",)
+    values, classes_, delta = unfolded(result, n)
     sample = np.asarray(source.ids) if source.ids is not None else np.arange(n)
     pred = logits.argmax(dim=1)
     coords: dict[str, Any] = {"sample": (("sample",), sample), "pred": (("sample",), host(pred))}
@@ -91,21 +99,30 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
         coords["label"] = (("sample",), host(labels))
         columns["label"] = labels
         columns["correct"] = pred == labels
-    classes = None if result.classes is None else host(result.classes)
+    classes = None if classes_ is None else host(classes_)
+    if copies:
+        coords["noise"] = (("noise",), np.arange(values.shape[2]))
+    dim = target.dim
     if target.expands:
         data = values.transpose(0, 1)
-        dims = ("sample", "target", *feature_dims)
+        dims = ("sample", dim, *copies, *feature_dims)
+        if delta is not None:
+            coords["delta"] = (("sample", dim, *copies), host(delta.transpose(0, 1)))
         if target.kind == "topk":
             coords["target"] = (("target",), np.arange(data.shape[1]))
             class_dims: tuple[str, ...] = ("sample", "target")
             class_values = classes.T  # type: ignore[union-attr]
         else:
-            coords["target"] = (("target",), classes[:, 0])  # type: ignore[index]
+            coords[dim] = ((dim,), classes[:, 0])  # type: ignore[index]
             class_dims, class_values = ("target",), classes[:, 0]  # type: ignore[index]
     else:
         data = values[0]
-        dims = ("sample", *feature_dims)
+        dims = ("sample", *copies, *feature_dims)
+        if delta is not None:
+            coords["delta"] = (("sample", *copies), host(delta[0]))
         class_dims, class_values = ("sample",), None if classes is None else classes[0]
+    if target.layer is not None:  # units of a layer: no class is attributed
+        class_values = None
     if class_values is not None:
         coords["class"] = (class_dims, class_values)
         if model.classes is not None:
@@ -127,3 +144,26 @@ def to_frame(node: Attribution, result: TaskResult, logits: Any) -> Frame:
         )
         attrs["players"] = int(ids.max()) + 1
     return Frame(data, dims, coords, tuple(feature_dims), columns, attrs)
+
+
+def unfolded(result: TaskResult, n: int) -> tuple[Any, Any, Any]:
+    """Values ``[T, N, (S,) ...]``, classes ``[T, N]`` and delta ``[T, N, (S)]`` of a result,
+    the noisy copies' rows (noise-major, ``s * N + i``) unfolded into a dim after the samples.
+
+    Examples
+    --------
+    >>> import torch
+    >>> result = TaskResult(torch.arange(6.0).reshape(1, 6), torch.zeros(1, 6, dtype=torch.long))
+    >>> values, classes, delta = unfolded(result, 2)
+    >>> values.tolist(), tuple(classes.shape), delta
+    ([[[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]], (1, 2), None)
+    """
+    values, classes, delta = result.values, result.classes, result.delta
+    rows = values.shape[1]
+    if rows == n:
+        return values, classes, delta
+    copies = rows // n
+    values = values.reshape(values.shape[0], copies, n, *values.shape[2:]).movedim(1, 2)
+    if delta is not None:
+        delta = delta.reshape(delta.shape[0], copies, n).movedim(1, 2)
+    return values, None if classes is None else classes[:, :n], delta

@@ -23,7 +23,9 @@ from ..ir.relational import (
     Normalize,
     Reduce,
     Select,
+    Square,
     TopKFeatures,
+    Variance,
     Where,
     unpacked,
 )
@@ -165,6 +167,16 @@ def _(node: TopKFeatures, frame: Frame) -> Frame:
 @_verb.register
 def _(node: GroupReduce, frame: Frame) -> Frame:
     return ops.group_reduce(frame, node.key, node.how)
+
+
+@_verb.register
+def _(node: Square, frame: Frame) -> Frame:
+    return replace(frame, data=frame.data.square())
+
+
+@_verb.register
+def _(node: Variance, frame: Frame) -> Frame:
+    return ops.reduce(frame, node.dims, "var")
 
 
 def _label_slice(frame: Frame, dim: str, value: slice) -> slice:

@@ -29,7 +29,9 @@ from ..ir.relational import (
     Normalize,
     Reduce,
     Select,
+    Square,
     TopKFeatures,
+    Variance,
     Where,
 )
 from ..kernels import frame as ops
@@ -118,7 +120,7 @@ def _(node: Attribution, states: tuple[str, ...]) -> str:
     return ROWS
 
 
-@entries(_flow, (Join, AntiJoin, Disagreement, Abs))
+@entries(_flow, (Join, AntiJoin, Disagreement, Abs, Square))
 def _(node: Node, states: tuple[str, ...]) -> str:
     return _passed(states, node.op)
 
@@ -153,6 +155,16 @@ def _(node: Node, states: tuple[str, ...]) -> str:
         raise ValueError(
             f"{node.op}: over the sample dim, each value depends on every chunk; on dask, "
             f"{node.op} over other dims, or apply it to the computed result"
+        )
+    return _passed(states, node.op)
+
+
+@_flow.register
+def _(node: Variance, states: tuple[str, ...]) -> str:
+    if states[0] in _PER_SAMPLE and (node.dims is None or "sample" in node.dims):
+        raise ValueError(
+            "var: over the sample dim, the mean it is taken around needs every chunk; on "
+            "dask, take var over other dims (e.g. 'noise'), or apply it to the computed result"
         )
     return _passed(states, node.op)
 

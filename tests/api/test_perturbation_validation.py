@@ -97,7 +97,7 @@ def test_bad_metrics_fail_at_construction(q, build, message):
         build(q.saliency(0))
 
 
-def test_metrics_refuse_maps_they_cannot_score(q, images):
+def test_metrics_refuse_maps_they_cannot_score(q, images, cnn):
     with pytest.raises(TypeError, match="baseline: a metric's baseline is a number or a tensor"):
         q.saliency(0).deletion(baseline=q)
     with pytest.raises(
@@ -110,8 +110,9 @@ def test_metrics_refuse_maps_they_cannot_score(q, images):
     other = ia.model(nn.Sequential(nn.Flatten(), nn.Linear(192, 5)).eval()).on(images)
     with pytest.raises(ValueError, match=r"attr: a metric scores an attribution .* got join"):
         q.saliency(0).join(other.saliency(0)).deletion()
-    # a grad_cam map upsampled to the inputs is a map of the inputs
-    q.layer("net.relu2").grad_cam(0).deletion()
+    # a grad_cam map upsampled to the inputs is a map of the inputs (a CAM probes its
+    # layer's shape on one sample when built, so on a model the fixture does not count)
+    ia.model(cnn).on(images).layer("relu2").grad_cam(0).deletion()
 
 
 def test_a_bad_mask_at_a_layer_fails_when_the_layer_is_known(cnn, images):

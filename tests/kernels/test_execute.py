@@ -11,8 +11,9 @@ from torch import nn
 import algebra as ia
 from algebra.kernels.execute import execute
 from algebra.kernels.gradients import target_gradients
+from algebra.kernels.path_steps import INTEGRATION_RULES
 from algebra.kernels.paths import alphas_and_weights
-from algebra.kernels.plan import INTEGRATION_RULES, TargetSpec
+from algebra.kernels.plan import TargetSpec
 from algebra.optimizer import optimize
 
 

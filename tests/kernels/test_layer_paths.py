@@ -19,8 +19,9 @@ from algebra.kernels.capture import captured
 from algebra.kernels.deltas import convergence_delta, target_scores
 from algebra.kernels.gradients import target_gradients
 from algebra.kernels.layer_paths import conductance, conductance_alphas, internal_influence
+from algebra.kernels.path_steps import INTEGRATION_RULES
 from algebra.kernels.paths import alphas_and_weights, integrate, path_points
-from algebra.kernels.plan import INTEGRATION_RULES, TargetSpec
+from algebra.kernels.plan import TargetSpec
 
 STEPS = 12
 CLASSES = [0, 2, 3]

@@ -9,9 +9,9 @@ import torch
 import algebra as ia
 from algebra.kernels import paths
 from algebra.kernels.execute import execute
+from algebra.kernels.path_steps import MAX_STEPS, check_path_steps
 from algebra.kernels.paths import alphas_and_weights, gauss_legendre
 from algebra.kernels.plan import (
-    MAX_STEPS,
     Group,
     Job,
     Output,
@@ -19,7 +19,6 @@ from algebra.kernels.plan import (
     Points,
     Request,
     TargetSpec,
-    check_path_steps,
 )
 
 

@@ -31,7 +31,17 @@ QUERY = "select {layer} from f(x) using input_x_gradient target label"
 
 
 def attack(m: ia.Model, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The adversarial inputs, and random signs of the same size as a control."""
+    """The adversarial inputs, and random signs of the same size as a control.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())  # untrained: the shapes are the point
+    >>> x, y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2])
+    >>> {k: tuple(v.shape) for k, v in attack(m, x, y).items()}
+    {'pgd': (2, 3, 32, 32), 'fgsm': (2, 3, 32, 32), 'noise': (2, 3, 32, 32)}
+    """
     noise = EPS * (2 * torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(0)) - 1)
     return {
         "pgd": ia.attacks.pgd(m, x, y, eps=EPS, steps=10, seed=0).cpu(),
@@ -41,7 +51,17 @@ def attack(m: ia.Model, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Ten
 
 
 def identity_maps(m: ia.Model, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, samples: int) -> xr.DataArray:  # fmt: skip
-    """The identity (Shapley values of an 8 x 8 grid) of benign and adversarial inputs."""
+    """The identity (Shapley values of an 8 x 8 grid) of benign and adversarial inputs.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())  # untrained: the shapes are the point
+    >>> x, y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2])
+    >>> identity_maps(m, x, x.flip(-1), y, samples=2).dims  # channels summed by ia.stack
+    ('input', 'sample', 'y', 'x')
+    """
     text = f"select * from f(x) using shapley(samples={samples}, seed=0) target label"
     maps = ia.compute({
         "benign": ia.query(text, f=m, x=m.on(x, labels=y)),
@@ -52,7 +72,18 @@ def identity_maps(m: ia.Model, x: torch.Tensor, adv: torch.Tensor, y: torch.Tens
 
 def layer_maps(m: ia.Model, queries: dict[str, ia.Query]) -> dict:
     """Selection across layers: each query's interpretation at every layer, in one compute
-    (one forward and one batched backward per batch of inputs serve all five layers)."""
+    (one forward and one batched backward per batch of inputs serve all five layers).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())  # untrained: the shapes are the point
+    >>> x, y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2])
+    >>> maps = layer_maps(m, {"benign": m.on(x, labels=y)})
+    >>> list(maps)[:2], maps["benign", "block4"].dims
+    ([('benign', 'block1'), ('benign', 'block2')], ('sample', 'channel', 'y', 'x'))
+    """
     exprs = {
         (name, layer): ia.query(QUERY.format(layer=layer), f=m, x=q).normalize()
         for name, q in queries.items()
@@ -62,13 +93,30 @@ def layer_maps(m: ia.Model, queries: dict[str, ia.Query]) -> dict:
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """The detector's stand-in for the benign twin: a 3 x 3 mean filter."""
+    """The detector's stand-in for the benign twin: a 3 x 3 mean filter.
+
+    Examples
+    --------
+    >>> blur(torch.tensor([[[[0.0, 3.0, 0.0]]]])).tolist()
+    [[[[1.5, 1.0, 1.5]]]]
+    """
     return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
 
 
 def detector_scores(m: ia.Model, inputs: torch.Tensor) -> dict[str, np.ndarray]:
     """Per layer, how far each input's interpretation moves when it is blurred (what-if),
-    for the class the model predicts: no label, no benign twin needed."""
+    for the class the model predicts: no label, no benign twin needed.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())  # untrained: the shapes are the point
+    >>> x, y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2])
+    >>> scores = detector_scores(m, x)
+    >>> list(scores) == list(LAYERS), scores["block1"].shape
+    (True, (2,))
+    """
     pred = predict(m, inputs)
     maps = layer_maps(m, {"input": m.on(inputs, labels=pred),
                           "blurred": m.on(inputs, labels=pred).edit(blur)})  # fmt: skip

@@ -32,13 +32,31 @@ DRAWS = 20  # random draws per input and size
 
 
 def disagreement_maps(f: ia.Model, g: ia.Model, x: ia.Query, samples: int) -> xr.DataArray:
-    """The model-level anti-join: Shapley values of ``f_c - g_c`` (``c``, f's prediction)."""
+    """The model-level anti-join: Shapley values of ``f_c - g_c`` (``c``, f's prediction).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import mlp, small_cnn
+    >>> f, g = ia.model(small_cnn(width=2).eval()), ia.model(mlp(hidden=8).eval())
+    >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> r = disagreement_maps(f, g, f.on(x), samples=2)
+    >>> r.dims, r.player.dims
+    (('sample', 'channel', 'y', 'x'), ('channel', 'y', 'x'))
+    """
     return ia.query(QUERY.format(samples=samples), f=f, g=g, x=x).compute()
 
 
 def masked(x: torch.Tensor, players: np.ndarray, chosen: np.ndarray) -> torch.Tensor:
     """Copies of ``x [N, C, H, W]`` with players at 0: ``chosen [D, N, k]`` holds, for each of
-    ``D`` draws and each sample, ``k`` ids of the ``players`` map ``[H, W]``; ``[D, N, ...]``."""
+    ``D`` draws and each sample, ``k`` ids of the ``players`` map ``[H, W]``; ``[D, N, ...]``.
+
+    Examples
+    --------
+    >>> players = np.array([[0, 1], [2, 3]])
+    >>> masked(torch.ones(1, 1, 2, 2), players, np.array([[[0, 3]]]))[0, 0, 0].tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
     hidden = np.zeros((*chosen.shape[:2], int(players.max()) + 1), dtype=bool)
     np.put_along_axis(hidden, chosen, True, axis=-1)
     hide = torch.from_numpy(hidden[..., players])  # [D, N, H, W]
@@ -47,7 +65,19 @@ def masked(x: torch.Tensor, players: np.ndarray, chosen: np.ndarray) -> torch.Te
 
 def what_if(f: ia.Model, g: ia.Model, x: torch.Tensor, players: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """After masking (all draws in one batch): do the models agree, and is their
-    Jensen-Shannon divergence lower? Both ``[D, N]``."""
+    Jensen-Shannon divergence lower? Both ``[D, N]``.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import mlp, small_cnn
+    >>> f, g = ia.model(small_cnn(width=2).eval()), ia.model(mlp(hidden=8).eval())
+    >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> players = np.arange(64).reshape(8, 8).repeat(4, 0).repeat(4, 1)  # 4 x 4-pixel patches
+    >>> agree, closer = what_if(f, g, x, players, np.zeros((3, 2, 1), dtype=int))
+    >>> agree.shape, closer.dtype
+    ((3, 2), dtype('bool'))
+    """
     edited = masked(x, players, chosen).flatten(0, 1)
     before = _js(outputs(f, x), outputs(g, x)).repeat(len(chosen))
     p, q = outputs(f, edited), outputs(g, edited)

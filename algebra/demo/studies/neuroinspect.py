@@ -30,24 +30,74 @@ AUTO = 10  # the reference's automatic choice: the top-10 "insufficient" neurons
 
 
 def counterfactual_neurons(m: ia.Model, audit: ia.Query) -> xr.Dataset:
-    """Stage 1: the neurons whose change would have fixed each mistake of the class."""
+    """Stage 1: the neurons whose change would have fixed each mistake of the class.
+
+    Examples
+    --------
+    >>> import types, algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(12, 3, 32, 32, generator=g), torch.tensor([8] * 6 + [1] * 6)
+    >>> found = counterfactual_neurons(m, m.on(x, labels=y))
+    >>> found.votes.dims, found.attrs["mistakes"] <= 6
+    (('neuron', 'kind'), True)
+    """
     return ia.query(QUERY, f=m, x=audit).compute()
 
 
 def mistake_maps(m: ia.Model, task: dd.Spurious, rows: list[int], samples: int) -> xr.DataArray:
-    """The identity (Shapley values, 8 x 8 grid) of the class on some of its mistakes."""
+    """The identity (Shapley values, 8 x 8 grid) of the class on some of its mistakes.
+
+    Examples
+    --------
+    >>> import types, algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(12, 3, 32, 32, generator=g), torch.tensor([8] * 6 + [1] * 6)
+    >>> task = types.SimpleNamespace(x_audit=x, y_audit=y)
+    >>> mistake_maps(m, task, [0, 2], samples=2).sample.values.tolist()
+    ['audit 0', 'audit 2']
+    """
     ids = [f"audit {r}" for r in rows]
     q = m.on(task.x_audit[rows], labels=task.y_audit[rows], ids=ids)
     return q.identity(CLS, samples=samples, seed=0).compute()
 
 
 def visualise(m: ia.Model, neurons: list[int], steps: int, images: int, example: torch.Tensor) -> xr.Dataset:  # fmt: skip
-    """Stage 2: images that excite each neuron, conditioned on the class."""
+    """Stage 2: images that excite each neuron, conditioned on the class.
+
+    Examples
+    --------
+    >>> import types, algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(12, 3, 32, 32, generator=g), torch.tensor([8] * 6 + [1] * 6)
+    >>> with ia.set_options(progress=False):
+    ...     vis = visualise(m, [0, 1], steps=2, images=1, example=x)
+    >>> vis.images.sizes["neuron"], vis.attrs["cls"]
+    (2, 8)
+    """
     return m.visualize("block4", neurons, cls=CLS, steps=steps, images=images, example=example, seed=0)  # fmt: skip
 
 
 def mitigate(m: ia.Model, neurons: list[int], task: dd.Spurious) -> xr.Dataset:
-    """Stage 3: retrain the decision layer only, beside the control; score on the test split."""
+    """Stage 3: retrain the decision layer only, beside the control; score on the test split.
+
+    Examples
+    --------
+    >>> import types, algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(12, 3, 32, 32, generator=g), torch.tensor([8] * 6 + [1] * 6)
+    >>> task = types.SimpleNamespace(x_train=x, y_train=y, x_audit=x, y_audit=y, x_test=x,
+    ...                              y_test=y, groups_test=2 * y)
+    >>> mitigate(m, [0, 1], task).version.values.tolist()
+    ['before', 'after', 'control']
+    """
     fix = m.mitigate(
         neurons, CLS, (task.x_train, task.y_train), val_data=(task.x_audit, task.y_audit),
         layer="block4", control=True,

@@ -32,7 +32,18 @@ SHOWN = 8  # candidates drawn
 
 
 def concentration(m: ia.Model, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """Each image's players' Shapley values ``[N, 16]`` for its label (batch by batch)."""
+    """Each image's players' Shapley values ``[N, 16]`` for its label (batch by batch).
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2])
+    >>> with ia.set_options(progress=False):
+    ...     concentration(m, x, y, batch=2).shape
+    (3, 16)
+    """
     values = []
     with progress(-(-len(x) // batch), "ranking training images") as tick:
         for rows in torch.arange(len(x)).split(batch):
@@ -43,12 +54,29 @@ def concentration(m: ia.Model, x: torch.Tensor, y: torch.Tensor, batch: int = 25
 
 
 def score(values: np.ndarray) -> np.ndarray:
-    """The share of the attribution mass held by the strongest window."""
+    """The share of the attribution mass held by the strongest window.
+
+    Examples
+    --------
+    >>> score(np.array([[3.0, -1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])).tolist()
+    [0.75, 0.25]
+    """
     return values.max(1) / np.maximum(np.abs(values).sum(1), 1e-12)
 
 
 def drill_down(m: ia.Model, x: torch.Tensor, y: torch.Tensor, ids: list[str], windows: list) -> xr.DataArray:  # fmt: skip
-    """Projection into each candidate's strongest window, with 2 x 2-pixel players."""
+    """Projection into each candidate's strongest window, with 2 x 2-pixel players.
+
+    Examples
+    --------
+    >>> import algebra as ia
+    >>> from algebra.demo.nets import small_cnn
+    >>> m = ia.model(small_cnn(width=2).eval())
+    >>> x, y = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2])
+    >>> r = drill_down(m, x, y, ["a", "b", "c"], [(0, 8, 0, 8), (24, 32, 24, 32), (0, 8, 0, 8)])
+    >>> r.sample.values.tolist(), float(abs(r.sel(sample="b")).isel(y=slice(0, 24)).sum())
+    (['a', 'b', 'c'], 0.0)
+    """
     parts = {}
     for w in sorted(set(windows)):
         rows = [i for i, v in enumerate(windows) if v == w]
