@@ -28,9 +28,13 @@ ALLOWED = {
     "results": {"errors", "config", "ir", "kernels"},
     "runtime": {"errors", "config", "ir", "optimizer", "results", "kernels"},
     "api": {"errors", "config", "ir", "lang", "optimizer", "runtime", "results", "kernels"},
-    "cli": {"errors", "config", "ir", "lang", "api", "results", "kernels", "root", "demo"},
+    "cli": {"errors", "config", "ir", "lang", "api", "results", "kernels", "root", "demo", "web"},
     # The demo uses the library as a user would; nothing but the command line imports it.
     "demo": {"errors", "config", "api", "results", "root"},
+    # The interactive page: a leaf over the public API (``algebra``), the query language,
+    # the command line's loaders and the demo's models and data; only the CLI's ``serve``
+    # imports it.
+    "web": {"errors", "lang", "cli", "demo", "root"},
 }
 # Third-party libraries that may be imported inside a function: optional, or heavy and
 # needed by one feature only.
@@ -45,6 +49,9 @@ LAZY = {
     "tqdm",
     "open_clip",
     "cloudpickle",
+    # The page's server: the optional extra ``ialgebra[web]``.
+    "starlette",
+    "uvicorn",
 }
 TORCH_FREE = ("ir", "optimizer", "lang", "config", "errors")
 
@@ -172,6 +179,26 @@ def test_logical_parts_do_not_import_torch(part):
 def test_kernel_plan_is_torch_free():
     # The optimizer builds the physical plan, so it must stay free of torch as well.
     assert not [t for t, _ in _imports(KERNELS / "plan.py") if t.split(".")[0] == "torch"]
+
+
+def test_nothing_but_the_cli_imports_the_page():
+    # algebra.web is a leaf: no part of the engine imports it, only the CLI's serve.
+    for path in _files():
+        if _part(_module_name(path)) in ("web", "cli"):
+            continue
+        assert not [t for t, _ in _imports(path) if _part(t) == "web"], path
+
+
+def test_the_page_server_is_imported_lazily():
+    # Starlette and uvicorn are the optional extra: imported inside functions only, so
+    # ``ialgebra query`` works without them.
+    for path in sorted((PACKAGE / "web").glob("*.py")):
+        eager = [
+            t
+            for t, lazy in _imports(path)
+            if not lazy and t.split(".")[0] in ("starlette", "uvicorn")
+        ]
+        assert not eager, (path, eager)
 
 
 def test_the_checks_see_a_violation():

@@ -1,5 +1,6 @@
 """The command line: ``ialgebra query`` runs a declarative query, ``ialgebra explain`` shows its
-plan, ``ialgebra demo`` runs the built-in case studies (:mod:`algebra.cli.demo`).
+plan, ``ialgebra demo`` runs the built-in case studies (:mod:`algebra.cli.demo`) and
+``ialgebra serve`` serves the interactive page (:mod:`algebra.web`).
 
 User errors (a bad query, a missing file, an untrusted pickle, a bad binding) print one
 clear message and exit with status 2, never a traceback.
@@ -21,6 +22,7 @@ from ..api.model import model
 from ..errors import did_you_mean
 from ..lang.errors import QueryError
 from ..lang.parse import parse_query
+from ..web import command as web
 from . import demo
 from .loading import load_model, load_tensor
 from .outputs import OutputError, all_or_nothing, check_outputs, png_path
@@ -63,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
         prog="ialgebra",
         description="Run i-Algebra queries on a PyTorch model from the command line.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="{query,explain,demo}")
+    commands = top.add_subparsers(
+        dest="command", required=True, metavar="{query,explain,demo,serve}"
+    )
     for name, text in (
         ("query", "run a query; print a summary, write the result and a heat map"),
         ("explain", "print the plan of a query (the passes it would run), run nothing"),
@@ -108,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_arguments(
         commands.add_parser("demo", help=demo.DESCRIPTION, description=demo.DESCRIPTION)
     )
+    web.add_parser(commands)
     return top
 
 
@@ -197,6 +202,9 @@ def run(args: argparse.Namespace, out: Any = None) -> None:
         demo.execute(args)
         return
     out = out or sys.stdout
+    if args.command == "serve":
+        web.run(args)
+        return
     targets = _outputs(args)
     tree, bound = bindings(args)
     expr = query(args.text, **bound)
