@@ -19,6 +19,7 @@ import torch
 from .capture import captured, own_hooks, tagged
 from .deeplift import deeplift_rules
 from .guard import device_of, guarded
+from .layer_calls import LayerSite, element
 from .outputs import OutputSpec, pick
 from .pairs import paired
 
@@ -137,3 +138,27 @@ def output_shape(module: torch.nn.Module, x: torch.Tensor, select: Any) -> tuple
         with _quietly_guarded(module), torch.no_grad():
             seen[key] = tuple(pick(module(sample), select).shape)
     return seen[key]  # type: ignore[return-value]
+
+
+def site_shape(module: torch.nn.Module, x: torch.Tensor, key: str) -> tuple[int, ...] | None:
+    """One sample's shape of the tensor a layer key with options selects (a call, an element,
+    the input: :mod:`~algebra.kernels.layer_calls`), from :func:`layer_calls`; ``None`` for
+    a module's name alone (the memory profile measures those) or a call that is not made.
+
+    Examples
+    --------
+    >>> lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    >>> site_shape(torch.nn.Sequential(lstm), torch.ones(2, 5, 3), "0[output=0]")
+    (5, 4)
+    """
+    modules = dict(module.named_modules())
+    site = LayerSite.parse(key, modules)
+    if site.plain or site.name not in modules:
+        return None
+    calls = layer_calls(module, x, site.name)
+    call = 0 if site.call in (None, "all") else site.call
+    if call >= len(calls):
+        return None
+    args, out = calls[call]
+    tensor = args[0] if site.input else element(out, site.output, site.name)
+    return tuple(tensor.shape[1:])

@@ -33,6 +33,7 @@ from .occlusion import occlusion_design
 from .perturb import Forward, count_batches, evaluate
 from .plan import DesignSpec, Group, Job, Passes, PlayerSpec, TargetSpec
 from .players import Players, default_players, grid, patches, player_mask, spread, within
+from .probes import site_shape
 from .targets import class_rows, scalar_outputs
 
 
@@ -220,9 +221,13 @@ def copies_passes(job: Job, group: Group, budget: int | None) -> Passes:
         shape = tuple(x.shape)
     else:
         profile = known_profile(job.module, x[:1].to(device))
-        if profile is None or layer not in profile.shapes:
+        if profile is None:
             return Passes(0, 0, 0, None, 0, known=False)
-        shape = (n, *profile.shapes[layer])
+        # A module's output by its name; one call, element or input from its probe.
+        measured = profile.shapes.get(layer) or site_shape(job.module, x, layer)
+        if measured is None:
+            return Passes(0, 0, 0, None, 0, known=False)
+        shape = (n, *measured)
     with torch.random.fork_rng(devices=[]):
         designs, _ = designs_of(group, shape)
     unique = deduplicate(designs, shape)

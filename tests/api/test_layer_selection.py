@@ -252,3 +252,13 @@ def test_the_model_comes_back_untouched(shared, x64, assert_untouched):
     with pytest.raises(ValueError):
         q.layer("relu").saliency(0).compute()
     assert_untouched(shared)
+
+
+def test_copies_of_one_call_are_counted_once_measured(shared, x64, counting, passes):
+    counted = counting(shared)
+    q = ia.model(counted).on(x64)
+    expr = q.layer("net.fc", call=1, input=True).feature_ablation(0)
+    expr.compute(session=ia.Session())  # the first forward measures the model
+    result, counts, totals = passes(counted, [expr])
+    assert counts == totals  # the forwards explain() counts are the ones that run
+    assert result[0].dims == ("sample", "feature")
