@@ -23,12 +23,12 @@ from ..ir.views import (
     Source,
     Window,
     base_of,
-    check_window,
     layer_of,
     rebased,
     source_of,
     window_of,
 )
+from ..ir.windows import check_window
 from .attribution_nodes import attribution_node
 from .attributions import by_input
 from .bindings import wrap

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ir.node import Node, Ref
-from ..ir.views import Edit, base_of, check_window, rebased, source_of
+from ..ir.views import Edit, base_of, rebased, source_of
+from ..ir.windows import check_window
 from ..kernels.checks import as_patch, fingerprint
 
 

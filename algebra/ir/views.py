@@ -13,6 +13,7 @@ from ..errors import did_you_mean
 from .layer_keys import check_layer_options, layer_key
 from .model import ModelInfo
 from .node import Node, Ref, dispatch_table
+from .windows import check_on_grid, check_window
 
 RESERVED_DIMS = ("sample", "target")
 
@@ -109,33 +110,6 @@ class Layer(Node):
         check_layer_options(self.call, self.output, self.input)
 
 
-def check_window(window: Any, argument: str = "window") -> tuple[int, int, int, int]:
-    """Validate a window ``(r0, r1, c0, c1)``: rows ``r0:r1``, columns ``c0:c1``.
-
-    Examples
-    --------
-    >>> check_window([0, 2, 1, 3])
-    (0, 2, 1, 3)
-    >>> check_window((2, 1, 0, 1))
-    Traceback (most recent call last):
-    ValueError: window: expected 0 <= r0 < r1 and 0 <= c0 < c1 (rows r0:r1, columns c0:c1); got [2, 1, 0, 1]
-    """
-    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 4:
-        raise TypeError(f"{argument}: expected four integers (r0, r1, c0, c1); got {window!r}")
-    values = []
-    for v in window:
-        if isinstance(v, bool) or not hasattr(v, "__index__"):
-            raise TypeError(f"{argument}: expected four integers (r0, r1, c0, c1); got {window!r}")
-        values.append(int(v.__index__()))
-    r0, r1, c0, c1 = values
-    if not (0 <= r0 < r1 and 0 <= c0 < c1):
-        raise ValueError(
-            f"{argument}: expected 0 <= r0 < r1 and 0 <= c0 < c1 (rows r0:r1, columns c0:c1); "
-            f"got {values}"
-        )
-    return r0, r1, c0, c1
-
-
 def refuse_packed(view: Node, argument: str, what: str) -> None:
     """Refuse ``what`` at the inputs of a query on several inputs, token ids or
     forward_kwargs (they have no single grid, and edits would change them all).
@@ -158,21 +132,6 @@ def refuse_packed(view: Node, argument: str, what: str) -> None:
             f"{argument}: a query on several inputs, token ids or forward_kwargs "
             f"({layout.describe(source.n)}) {what}; select a layer first, or query one "
             "input tensor"
-        )
-
-
-def _check_on_grid(
-    window: tuple[int, int, int, int], shape: tuple[int, ...], argument: str
-) -> None:
-    if len(shape) < 3:
-        raise ValueError(
-            f"{argument}: a window needs a spatial grid [N, ..., rows, columns], but the inputs "
-            f"have shape {list(shape)}"
-        )
-    rows, cols = shape[-2], shape[-1]
-    if window[1] > rows or window[3] > cols:
-        raise ValueError(
-            f"{argument}: {list(window)} does not lie inside the inputs' {rows} x {cols} grid"
         )
 
 
@@ -199,7 +158,7 @@ class Edit(Node):
         refuse_packed(self.view, "edit", "cannot be edited (what-if edits are not supported yet)")
         shape = source_of(self.view).shape
         if self.window is not None:
-            _check_on_grid(self.window, shape, "window")
+            check_on_grid(self.window, shape, "window")
         if self.kind == "replace":
             other = source_of(self.value).shape
             if other != shape:
@@ -234,7 +193,7 @@ class Window(Node):
                 )
         if layer_of(self.view) is None:
             refuse_packed(self.view, "window", "has no single input grid")
-            _check_on_grid(self.window, source_of(self.view).shape, "window")
+            check_on_grid(self.window, source_of(self.view).shape, "window")
 
 
 @dataclass(frozen=True, eq=False)
