@@ -140,6 +140,8 @@ class Packing:
             flat = value.to(dtype).expand(count, *slot.shape).reshape(count, -1)
             parts.append(flat)
         where = parts[0].device if parts else device
+        if per_sample:
+            check_indexable(count, dtype)
         index = torch.arange(count, dtype=dtype, device=where) if per_sample else None
         if index is None:
             index = torch.zeros(count, dtype=dtype, device=where)
@@ -252,4 +254,24 @@ def check_exact(values: torch.Tensor, dtype: torch.dtype, name: str) -> None:
         raise ValueError(
             f"{name}: token id {largest} cannot be held exactly in the model's {dtype} "
             f"(integers up to {limit} can); a model in float64 holds ids up to 2**53"
+        )
+
+
+def check_indexable(count: int, dtype: torch.dtype) -> None:
+    """Refuse more samples than the index column can number exactly in ``dtype`` (the
+    model's): rows would look up another sample's inputs and forward arguments.
+
+    Examples
+    --------
+    >>> check_indexable(2050, torch.float32)
+    >>> check_indexable(2050, torch.float16)
+    Traceback (most recent call last):
+    ValueError: inputs: 2050 samples cannot be numbered exactly in the model's torch.float16 (at most 2049 samples: indices up to 2048); pass fewer samples per query, or use the model in float32
+    """
+    limit = _EXACT.get(dtype)
+    if limit is not None and count - 1 > limit:
+        raise ValueError(
+            f"inputs: {count} samples cannot be numbered exactly in the model's {dtype} "
+            f"(at most {limit + 1} samples: indices up to {limit}); pass fewer samples per "
+            "query, or use the model in float32"
         )

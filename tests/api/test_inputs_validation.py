@@ -195,3 +195,15 @@ def test_windows_and_grad_cam_at_a_layer_still_work(net, pair):
     r = q.layer("conv").window(0, 2, 0, 2).saliency(0).compute()
     assert r.dims == ("sample", "channel", "y", "x") and float(abs(r[:, :, 2:, :]).max()) == 0
     assert q.layer("conv").grad_cam(0, upsample=False).compute().dims == ("sample", "y", "x")
+
+
+def test_more_samples_than_a_half_precision_index_can_number_are_refused(net):
+    # bfloat16 holds every integer only up to 256: rows past it would read another sample's
+    # inputs and forward arguments, so such a batch is refused when the query is built.
+    half = net.to(torch.bfloat16)
+    images, values = torch.rand(300, 3, 4, 4), torch.rand(300, 5)
+    inputs = (images.to(torch.bfloat16), values.to(torch.bfloat16))
+    with pytest.raises(ValueError, match=r"inputs: 300 samples cannot be numbered exactly"):
+        ia.model(half).on(inputs)
+    small = ia.model(half).on(tuple(t[:257] for t in inputs))  # indices 0..256: exact
+    assert small.saliency(0)[0].compute().sizes["sample"] == 257
