@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..errors import did_you_mean, positive_integer
+from ..errors import did_you_mean
 from ..ir.inputs import layout_of
 from ..ir.node import Node, Ref
 from ..ir.views import base_of, layer_of, noise_of, source_of
@@ -103,18 +103,6 @@ def seed_param(seed: Any) -> int | None:
     """
     cpu_generator(seed)
     return seed
-
-
-def steps_param(steps: Any) -> int:
-    """A number of path steps (at least 1).
-
-    Examples
-    --------
-    >>> steps_param(0)
-    Traceback (most recent call last):
-    ValueError: steps: expected an integer >= 1; got 0
-    """
-    return positive_integer(steps, "steps")
 
 
 def selected_layer(node: Node, method: str) -> str:
