@@ -15,13 +15,30 @@ import algebra.kernels
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 MODULES = sorted(
-    info.name
-    for path, prefix in (
-        (algebra.__path__, "algebra."),
-        (algebra.kernels.__path__, "algebra.kernels."),  # installed from kernels/
-    )
-    for info in pkgutil.walk_packages(path, prefix)
-    if info.name != "algebra.__main__"
+    ["algebra.kernels"]
+    + [
+        info.name
+        for path, prefix in (
+            (algebra.__path__, "algebra."),
+            (algebra.kernels.__path__, "algebra.kernels."),  # installed from kernels/
+        )
+        for info in pkgutil.walk_packages(path, prefix)
+        if info.name != "algebra.__main__"
+    ]
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = ("algebra", *parts) if parts[0] == "kernels" else parts  # installed there
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+FILES = sorted(
+    _module_name(p)
+    for folder in ("algebra", "kernels")
+    for p in (ROOT / folder).rglob("*.py")
+    if p.name != "__main__.py"
 )
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -36,6 +53,12 @@ def test_module_doctests(name):
 def test_page_examples(page):
     result = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS, encoding="utf-8")
     assert result.failed == 0
+
+
+def test_every_module_is_found():
+    # A folder without __init__.py is a namespace package, which walk_packages skips:
+    # its doctests would silently never run.
+    assert set(FILES) - {"algebra", *MODULES} == set()
 
 
 def test_every_public_function_has_an_example():

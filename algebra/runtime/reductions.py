@@ -246,9 +246,9 @@ def combine(*parts: Partial) -> Partial:
     --------
     >>> f = Frame(torch.ones(1, 2, dtype=torch.float64), ("label", "x"),
     ...           {"label": (("label",), np.array([3]))})
-    >>> a = Partial(f, torch.tensor([2.0]), "label", torch.float32)
+    >>> a = Partial(f, torch.tensor([2.0], dtype=torch.float64), "label", torch.float32)
     >>> g = replace(f, coords={"label": (("label",), np.array([1]))})
-    >>> c = combine(a, Partial(g, torch.tensor([1.0]), "label", torch.float32), a)
+    >>> c = combine(a, Partial(g, torch.tensor([1.0], dtype=torch.float64), "label", torch.float32), a)
     >>> c.frame.coords["label"][1].tolist(), c.counts.tolist(), c.frame.data[:, 0].tolist()
     ([1, 3], [1.0, 4.0], [1.0, 2.0])
     """

@@ -77,7 +77,16 @@ class ArrayInputs(LazyInputs):
             self.labels_token = content_token(torch.as_tensor(labels))
 
     def read(self, start: int, stop: int) -> tuple[Any, Any]:
-        """The chunk's inputs (computed with dask's default scheduler) and labels."""
+        """The chunk's inputs (computed with dask's default scheduler) and labels.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> x = ArrayInputs(da.arange(8, chunks=3).reshape(4, 2), None, torch.float32)
+        >>> raw, labels = x.read(1, 3)
+        >>> raw.tolist(), labels
+        ([[2, 3], [4, 5]], None)
+        """
         labels = None if self.labels is None else np.asarray(self.labels[start:stop])
         return np.asarray(self.array[start:stop]), labels
 
@@ -163,7 +172,16 @@ class DatasetInputs(LazyInputs):
         self.labels_token = f"{self.token}:labels" if self.arity == 2 else None
 
     def read(self, start: int, stop: int) -> tuple[Any, Any]:
-        """The chunk's items, collated ``batch_size`` at a time and concatenated."""
+        """The chunk's items, collated ``batch_size`` at a time and concatenated.
+
+        Examples
+        --------
+        >>> from torch.utils.data import TensorDataset
+        >>> d = DatasetInputs(TensorDataset(torch.arange(5.0)[:, None]), 2, None, torch.float32)
+        >>> x, y = d.read(1, 4)
+        >>> x[:, 0].tolist(), y
+        ([1.0, 2.0, 3.0], None)
+        """
         step = self.batch_size or (stop - start)
         inputs, labels = [], []
         for begin in range(start, stop, step):
