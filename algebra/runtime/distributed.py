@@ -18,6 +18,7 @@ import weakref
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -38,10 +39,11 @@ from .sources import ArrayInputs, DatasetInputs
 
 SCHEDULERS = ("threads", "processes", "synchronous")
 _FAN_IN = 8  # partial results combined eight at a time, as dask's own tree reductions
-# Copies of a chunk's inputs and results alive at once in a worker, measured: the block
-# dask hands over and its tensor, the results on the device and on the host, the buffers
-# of serialization and of the store writing them (docs/scale-out.md, "Memory").
-_COPIES = 4
+# Copies of a chunk's inputs and results alive at once in a worker, measured: the blocks
+# dask reads and the one it hands over, its tensor, the results on the device and on the
+# host, the buffers of the store writing them, and the next chunk's inputs already read
+# (docs/scale-out.md, "Memory": at 4 a worker peaked at 0.92 of the budget).
+_COPIES = 8
 
 
 def check_executor(client: Any, scheduler: Any, progress: Any) -> None:
@@ -113,7 +115,7 @@ def on_dask(
     shipment.expected = {t: expect(probe.values[t]) for t in lay.rows}
     per_sample = _COPIES * (probe.nbytes + sum(_row_bytes(s) for s in sources))
     parallel = _parallel(client, scheduler)
-    spans = bounds(n, chunk_rows(n, per_sample, budget // 2, parallel, _batch(sources)))
+    spans = bounds(n, chunk_rows(n, per_sample, budget // 2, parallel, _multiple(sources)))
     uid = uuid.uuid4().hex[:12]
     if client is not None:
         handle: Any = deliver(client, shipment, f"ialgebra-{uid}")
@@ -309,9 +311,11 @@ def _samples(sources: list[Source]) -> int:
     return sizes[0]
 
 
-def _sample_ids(root: Node) -> np.ndarray:
+def _sample_ids(root: Node) -> Any:
+    # Positions as a pandas RangeIndex: the driver holds no array of them (xarray would
+    # copy one several times over, and to_zarr again: 40 bytes a sample).
     source = source_of(root)
-    return np.asarray(source.ids) if source.ids is not None else np.arange(source.n)
+    return np.asarray(source.ids) if source.ids is not None else pd.RangeIndex(source.n)
 
 
 def _width(sources: list[Source]) -> int:
@@ -329,11 +333,19 @@ def _row_bytes(source: Source) -> int:
     return int(np.prod(source.shape[1:])) * size
 
 
-def _batch(sources: list[Source]) -> int:
-    sizes = [
-        s.inputs.value.batch_size for s in sources if isinstance(s.inputs.value, DatasetInputs)
-    ]
-    return max([1, *(b for b in sizes if b)])
+def _multiple(sources: list[Source]) -> int:
+    """The rows the inputs come in: a Dataset's batch size, or the sample-axis chunk of a
+    dask array chunked evenly (the last chunk may be shorter); the largest of them."""
+    sizes = [1]
+    for source in sources:
+        value = source.inputs.value
+        if isinstance(value, DatasetInputs) and value.batch_size:
+            sizes.append(value.batch_size)
+        elif isinstance(value, ArrayInputs):
+            rows = value.array.chunks[0]
+            if len(set(rows[:-1])) <= 1 and rows[-1] <= rows[0]:
+                sizes.append(rows[0])
+    return max(sizes)
 
 
 def _parallel(client: Any, scheduler: str | None) -> int:

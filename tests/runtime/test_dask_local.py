@@ -7,6 +7,7 @@ from __future__ import annotations
 import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -160,6 +161,27 @@ def test_zarr_written_chunk_by_chunk(q, tmp_path):
     back = xr.open_dataarray(tmp_path / "r.zarr", engine="zarr", chunks={})
     assert back.chunks == r.chunks  # one Zarr chunk per dask chunk: written piecewise
     xr.testing.assert_identical(back.load(), ia.compute(q.input_x_gradient(ia.topk(2)))[0])
+
+
+def test_chunks_hold_whole_blocks_of_a_dask_array(model, monkeypatch):
+    # A budget that fits 6 samples a chunk, over inputs in blocks of 4: chunks of 4, so
+    # that no block is read by two chunks (and kept alive between them).
+    monkeypatch.setattr("algebra.runtime.distributed._parallel", lambda client, scheduler: 1)
+    x = da.from_array(np.random.default_rng(0).random((N, 3, 8, 8)), chunks=(4, 3, 8, 8))
+    budget = 2 * 6 * 8 * 2 * x[0].nbytes  # eight copies of a sample's inputs and its map
+    with ia.set_options(memory_budget=budget):
+        uneven = model.on(x.rechunk({0: (5, 3, 8)})).saliency("pred")
+        (alone,) = ia.compute(uneven, scheduler="synchronous")  # cut by the budget alone
+        (r,) = ia.compute(model.on(x).saliency("pred"), scheduler="synchronous")
+    assert 4 < alone.chunks[0][0] < 8
+    assert r.chunks[0] == (4, 4, 4, 4)
+
+
+def test_the_driver_holds_no_array_of_sample_positions(q):
+    (r,) = ia.compute(q.saliency("pred"), scheduler="synchronous")
+    assert isinstance(r.indexes["sample"], pd.RangeIndex)  # O(1), however many samples
+    assert r.sample.dtype == np.int64
+    xr.testing.assert_identical(r.compute(), ia.compute(q.saliency("pred"))[0])
 
 
 @pytest.mark.parametrize(
