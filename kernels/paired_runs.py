@@ -20,7 +20,7 @@ from .deeplift import deeplift_rules
 from .deltas import target_scores
 from .ops import Ops
 from .packed import pin
-from .pairs import halves
+from .pairs import deeplift_attribution, halves
 from .plan import Group, Job
 from .point_specs import PairedSpec
 from .unit_targets import backward_by_source, unit_layers, with_units
@@ -96,9 +96,9 @@ def run_paired(module: torch.nn.Module, job: Job, group: Group, state: Any, ops:
         scores, rows = with_units(group.requests, out.detach(), acts, rows)  # for the deltas
         end, start = halves(scores.detach())
         for req in group.requests:
-            g, _ = halves(grads[req.key], 1)
-            a, a0 = halves(wrts[req.wrt].detach())
-            attribution = g * (a - a0)
+            at = wrts[req.wrt].detach()
+            g = deeplift_attribution(grads[req.key], at, multiply_by_inputs=False)
+            attribution = deeplift_attribution(grads[req.key], at)
             parts = {"local": g, "global": attribution}
             r = rows[req.key]
             if r is not None:

@@ -22,7 +22,7 @@ from .ops import Ops, forward_rows, tiled_rows
 from .packed import masked_noise, pin
 from .plan import Group, Job
 from .point_specs import ShapSpec
-from .shap import shap_draws, shap_points
+from .shap import shap_attribution, shap_draws, shap_points
 from .unit_targets import backward_by_source, is_unit, unit_layers
 
 
@@ -110,7 +110,7 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
             else:
                 end = _slice(end_acts[req.wrt], s0, s1, n0, n1, noise is not None)
                 start = base_acts[req.wrt][draws]
-            attribution = g * (end - start)
+            attribution = shap_attribution(g, end, start, per_draw=True)
             parts = {"local": g.sum(1), "global": attribution.sum(1)}
             r = rows[req.key]
             if r is not None and not is_unit(req.target):
