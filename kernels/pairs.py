@@ -1,9 +1,9 @@
-"""Inputs paired with references in one batch (DeepLift), and DeepLiftShap's expansion.
+"""Inputs paired with references in one batch (DeepLift).
 
 A paired batch is ``[x; x0]``: ``2N`` rows, the inputs then their references, so one
 forward gives each nonlinearity a row and its reference together (Captum's DeepLift). The
 backward seeds both halves with the target; the input half's gradient is the multiplier.
-DeepLiftShap runs every input against every baseline (rows ``n * B + b``) and averages.
+DeepLiftShap pairs every input with every baseline and averages (kernels/paired_runs.py).
 """
 
 from __future__ import annotations
@@ -65,35 +65,3 @@ def deeplift_attribution(
         return g
     x, x0 = halves(points)
     return g * (x - x0)
-
-
-def shap_pairs(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every input against every baseline: rows ``n * B + b`` (as Captum's DeepLiftShap).
-
-    Examples
-    --------
-    >>> xs, bs = shap_pairs(torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [5.0]]))
-    >>> xs.flatten().tolist(), bs.flatten().tolist()
-    ([1.0, 1.0, 2.0, 2.0], [0.0, 5.0, 0.0, 5.0])
-    """
-    if baselines.ndim != x.ndim or tuple(baselines.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(
-            f"baselines: expected a tensor of shape [B, {', '.join(map(str, x.shape[1:]))}]; "
-            f"got {list(baselines.shape)}"
-        )
-    b = baselines.shape[0]
-    base = baselines.to(device=x.device, dtype=x.dtype)
-    return x.repeat_interleave(b, 0), base.repeat(x.shape[0], *([1] * (x.ndim - 1)))
-
-
-def mean_over_baselines(values: torch.Tensor, baselines: int, dim: int = 1) -> torch.Tensor:
-    """Average rows ``n * B + b`` over ``b``: ``[..., N * B, ...] -> [..., N, ...]``.
-
-    Examples
-    --------
-    >>> mean_over_baselines(torch.tensor([[1.0, 3.0, 5.0, 7.0]]), 2)
-    tensor([[2., 6.]])
-    """
-    shape = values.shape
-    split = (*shape[:dim], shape[dim] // baselines, baselines, *shape[dim + 1 :])
-    return values.reshape(split).mean(dim + 1)

@@ -64,24 +64,6 @@ def masked_inputs(x: torch.Tensor, masks: torch.Tensor, start: int, stop: int) -
     return x[n] * masks[n, c][:, None]
 
 
-def mask_scores(logits: torch.Tensor, rows: torch.Tensor, channels: int) -> torch.Tensor:
-    """Scores ``[T, N, K]`` of each target's class from the logits ``[N * K, C]`` of the masks.
-
-    ``rows`` ``[T, N]`` are the classes attributed (as for the gradient methods).
-
-    Examples
-    --------
-    >>> logits = torch.arange(8.0).reshape(4, 2)       # N=2, K=2, C=2
-    >>> mask_scores(logits, torch.tensor([[1, 0]]), 2)
-    tensor([[[1., 3.],
-             [4., 6.]]])
-    """
-    t, n = rows.shape
-    per = logits.reshape(n, channels, logits.shape[-1])
-    index = rows[:, :, None, None].expand(t, n, channels, 1)
-    return per[None].expand(t, -1, -1, -1).gather(3, index)[..., 0]
-
-
 def score_cam_weights(scores: torch.Tensor) -> torch.Tensor:
     """``w_k = softmax_k(s_k)``: channel weights ``[T, N, K]`` from the masks' scores.
 

@@ -28,16 +28,22 @@ from algebra.kernels.gradients import target_gradients
 from algebra.kernels.grids import detect_layout, to_grid
 from algebra.kernels.plan import TargetSpec
 from algebra.kernels.rules import relu_rules
-from algebra.kernels.score_cam import (
-    mask_scores,
-    masked_inputs,
-    score_cam_masks,
-    score_cam_weights,
-)
+from algebra.kernels.score_cam import masked_inputs, score_cam_masks, score_cam_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:UserWarning")
 
 LAYERS = ("relu1", "conv2")
+
+
+def mask_scores(logits: torch.Tensor, rows: torch.Tensor, channels: int) -> torch.Tensor:
+    """Scores ``[T, N, K]`` of the classes ``rows`` ``[T, N]`` from the logits ``[N * K, C]``
+    of the masked inputs, sample-major (the engine scores them channel-major, by chunk)."""
+    t, n = rows.shape
+    per = logits.reshape(n, channels, logits.shape[-1])
+    index = rows[:, :, None, None].expand(t, n, channels, 1)
+    return per[None].expand(t, -1, -1, -1).gather(3, index)[..., 0]
+
+
 CLASSES = [0, 1, 2, 3, 4]
 
 
