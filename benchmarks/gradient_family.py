@@ -24,14 +24,11 @@ one instrumented call counting forwards, rows and backwards.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +40,7 @@ import algebra as ia
 from algebra.kernels.cams import cam_maps, finish
 from algebra.kernels.noise import draw_noise
 
+from . import cli
 from .measure import measure
 from .models import NUM_CLASSES, make_images, make_model
 
@@ -211,15 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     int
         1 when ``--check`` is given and a goal is missed or results disagree.
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gradient_family")
-    parser.add_argument("--workloads", default=",".join(GOALS), help="comma-separated names")
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds after a warm-up")
+    parser = cli.parser(
+        "python -m benchmarks.gradient_family", list(GOALS), 3, "2 images, 10 copies, 4 steps"
+    )
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--samples", type=int, default=50, help="SmoothGrad's noisy copies")
     parser.add_argument("--steps", type=int, default=16, help="integrated gradients' steps")
-    parser.add_argument("--quick", action="store_true", help="2 images, 10 copies, 4 steps")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.samples, args.steps = 2, 10, 4
@@ -228,9 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, x = make_model(device), make_images(args.images, device)
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     print(
         f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"{args.images} images, {args.samples} noisy copies, {args.steps} steps, "
@@ -238,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     records, ok = [], True
     for name in args.workloads.split(","):
-        log(f"== {name}")
+        cli.log(f"== {name}")
         impls = globals()[name](model, x, args.samples, args.steps)
-        measured = measure(impls, model, device, args.repeat, log)
+        measured = measure(impls, model, device, args.repeat, cli.log)
         error = _reference(name, impls, impls["ours"]())
         base = "loop" if "loop" in impls else "captum"
         med = {k: m.median for k, m in measured.items()}
@@ -280,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 "than a forward and backward per class",
                 flush=True,
             )
-    if args.json:
-        args.json.write_text(json.dumps({"argv": sys.argv[1:], "workloads": records}, indent=2))
+    cli.save(args.json, "workloads", records)
     return 1 if args.check and not ok else 0
 
 

@@ -27,13 +27,10 @@ interleaved rounds, medians, then one instrumented call counting forward rows.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +40,7 @@ import algebra as ia
 from algebra.kernels.coalitions import shapley_design
 from algebra.kernels.players import grid
 
+from . import cli
 from .measure import measure
 from .models import NUM_CLASSES, make_images, make_model
 
@@ -228,23 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     int
         1 when ``--check`` is given and a goal is missed or results disagree.
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.perturbation")
-    parser.add_argument("--workloads", default=",".join(GOALS), help="comma-separated names")
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds after a warm-up")
+    parser = cli.parser(
+        "python -m benchmarks.perturbation", list(GOALS), 3, "2 permutations, 10 steps"
+    )
     parser.add_argument("--samples", type=int, default=10, help="Shapley permutations")
     parser.add_argument("--steps", type=int, default=20, help="deletion steps")
-    parser.add_argument("--quick", action="store_true", help="2 permutations, 10 steps")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.steps = 2, 10
     warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, x = make_model(device), make_images(8, device)
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
     print(
         f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
@@ -253,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     records, ok = [], True
     for name in args.workloads.split(","):
-        log(f"== {name}")
+        cli.log(f"== {name}")
         if name == "deletion4":
             ours, theirs = deletion4(model, x, args.steps)
         else:
-            ours, theirs = globals()[name](model, x, args.samples, log)
-        measured = measure({"ours": ours, "captum": theirs}, model, device, args.repeat, log)
+            ours, theirs = globals()[name](model, x, args.samples, cli.log)
+        measured = measure({"ours": ours, "captum": theirs}, model, device, args.repeat, cli.log)
         error = _agree(ours(), theirs())
         m_ours, m_theirs = measured["ours"], measured["captum"]
         ratio = (m_theirs.median or 0) / (m_ours.median or float("inf"))
@@ -284,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             f"max rel diff {error:.1e}",
             flush=True,
         )
-    if args.json:
-        args.json.write_text(json.dumps({"argv": sys.argv[1:], "workloads": records}, indent=2))
+    cli.save(args.json, "workloads", records)
     return 1 if args.check and not ok else 0
 
 

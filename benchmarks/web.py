@@ -22,16 +22,13 @@ many rows as the step evaluates, on its own (``--profile`` adds cProfile's top f
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
-import json
 import pstats
 import re
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,6 +39,8 @@ from algebra.web.defaults import demo_catalog
 from algebra.web.render import render
 from algebra.web.requests import Selection, build, chunks, request_of
 from algebra.web.server import Server
+
+from . import cli
 
 GOALS = {"drill_down": 0.300, "repeat": 0.050}  # seconds, on a 2-core CPU
 BASE = "select * from f(x)"
@@ -119,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.web")
-    parser.add_argument("--repeat", type=int, default=15, help="timed steps after two warm-ups")
-    parser.add_argument("--quick", action="store_true", help="the demo's tiny test-size CNN")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    parser = cli.parser("python -m benchmarks.web", None, 15, "the demo's tiny test-size CNN")
     parser.add_argument("--profile", action="store_true", help="cProfile one drill-down step")
     args = parser.parse_args(argv)
     ia.options.progress = False
@@ -209,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(12)
         print(out.getvalue(), file=sys.stderr)
     server.close()
-    if args.json:
-        args.json.write_text(json.dumps({"argv": sys.argv[1:], "figures": figures}, indent=2))
+    cli.save(args.json, "figures", figures)
     missed = drill >= GOALS["drill_down"] or repeat >= GOALS["repeat"]
     return 1 if args.check and missed else 0
 
