@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .design_specs import DesignSpec
+
 TargetKind = Literal[
     "index",
     "per_sample",
@@ -44,15 +46,6 @@ OutputKind = Literal[
     "conductance",
     "perturbation",
 ]
-# The perturbation methods the copies runner knows, in the query language's names.
-PERTURBATION_METHODS = (
-    "shapley",
-    "kernel_shap",
-    "lime",
-    "occlusion",
-    "feature_ablation",
-    "feature_permutation",
-)
 # Point sets of the gradient family beyond inputs, baselines and paths (see point_specs),
 # and the perturbation engine's copies.
 PointsKind = Literal[
@@ -185,71 +178,6 @@ class Points:
         if self.spec is not None:
             return self.spec.rows_per_sample
         return self.path.steps if self.kind == "path" and self.path is not None else 1
-
-
-@dataclass(frozen=True)
-class PlayerSpec:
-    """The players of a perturbation, in plain data; the kernels lay them on the perturbed
-    tensor's shape (``kernels/run_copies.py``).
-
-    ``kind`` is ``"default"`` (an 8 x 8 grid over 4-D tensors, every feature otherwise),
-    ``"grid"`` (``args`` rows, cols), ``"patches"`` (``args`` the size) or ``"mask"`` (the
-    integer tensor ``mask``, identified by ``mask_key``). With a ``window`` the players lie
-    inside it only.
-
-    Examples
-    --------
-    >>> PlayerSpec("grid", (4, 4), window=(0, 8, 0, 8)).key
-    'grid(4, 4)|window(0, 8, 0, 8)'
-    """
-
-    kind: Literal["default", "grid", "patches", "mask"]
-    args: tuple[int, ...] = ()
-    mask: Any = None
-    mask_key: str = ""
-    window: Window | None = None
-
-    @property
-    def key(self) -> str:
-        """Equal for specs that give the same players."""
-        if self.kind == "mask":
-            what = f"mask:{self.mask_key}"
-        else:
-            what = f"{self.kind}({', '.join(map(str, self.args))})"
-        return f"{what}|window{self.window}"
-
-
-@dataclass(frozen=True)
-class DesignSpec:
-    """One perturbation method's copies: the method, its players and its parameters.
-
-    ``samples`` (permutations, drawn coalitions, or ``"exact"``), ``seed`` (``None``: drawn
-    from torch's global generator when the design is built), ``antithetic``,
-    ``kernel_width`` (LIME), ``size`` and ``stride`` (occlusion's sliding window).
-
-    Examples
-    --------
-    >>> a = DesignSpec("shapley", PlayerSpec("default"), samples=4, seed=0)
-    >>> a.key == DesignSpec("shapley", PlayerSpec("default"), samples=4, seed=0).key
-    True
-    """
-
-    method: str
-    players: PlayerSpec
-    samples: int | str | None = None
-    seed: int | None = None
-    antithetic: bool = False
-    kernel_width: float | None = None
-    size: int | tuple[int, ...] | None = None
-    stride: int | tuple[int, ...] | None = None
-
-    @property
-    def key(self) -> str:
-        """Equal for designs that draw the same coalitions."""
-        return (
-            f"{self.method}|{self.players.key}|{self.samples}|{self.seed}|{self.antithetic}|"
-            f"{self.kernel_width}|{self.size}|{self.stride}"
-        )
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ from .coalitions import (
     shapley_design,
 )
 from .dedup import deduplicate
+from .design_specs import DesignSpec, PlayerSpec
 from .estimators import attribute, scores
 from .guard import device_of
 from .memory import known_profile
 from .occlusion import occlusion_design
 from .perturb import Forward, count_batches, evaluate
-from .plan import DesignSpec, Group, Job, Passes, PlayerSpec, TargetSpec
+from .plan import Group, Job, Passes, TargetSpec
 from .players import Players, default_players, grid, patches, player_mask, spread, within
 from .probes import site_shape
 from .targets import class_rows, scalar_outputs

@@ -17,17 +17,8 @@ from ..ir.attribution import Attribution, method
 from ..ir.node import Node, Ref
 from ..ir.targets import Target
 from ..ir.views import Edit, Source, inputs_node, layer_of, window_of
-from ..kernels.plan import (
-    DesignSpec,
-    Edited,
-    Output,
-    PathSpec,
-    Perturbation,
-    PlayerSpec,
-    Points,
-    Request,
-    TargetSpec,
-)
+from ..kernels.design_specs import DesignSpec, PlayerSpec
+from ..kernels.plan import Edited, Output, PathSpec, Perturbation, Points, Request, TargetSpec
 
 
 @dataclass(frozen=True)
