@@ -1,6 +1,6 @@
 """The tree builder of the query parser: Lark's transformer that makes syntax nodes
 (:mod:`algebra.lang.syntax`) while parsing, checks values and depths as it goes, and
-reports what is wrong at the offending token (:class:`Problem`).
+reports what is wrong at the offending token (:class:`~algebra.lang.limits.Problem`).
 
 Examples
 --------
@@ -11,16 +11,16 @@ Examples
 
 from __future__ import annotations
 
-import contextvars
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from lark import Token, Transformer
 
 from ..errors import did_you_mean
-from .predicates import LEFT_DEEP, chained
+from .limits import MAX_TREE_DEPTH, depths, fail, grouped_depth, record
+from .predicates import chained
 from .syntax import (
     BOOLEAN_COLUMNS,
     COLUMNS,
@@ -43,35 +43,9 @@ from .syntax import (
     Window,
 )
 
-#: Deepest nesting accepted: sub-queries (``join``), ``not`` and conditions combined with
-#: ``and``/``or`` inside others. A flat chain ``a or b or c`` is one level.
-MAX_DEPTH = 200
-#: Deepest syntax tree accepted. ``and``/``or`` nodes are binary, so a chain of ``k``
-#: terms is ``k - 1`` tree levels, and printing, comparing and walking trees recurse once
-#: per level: together with the nesting above, the terms of and/or chains along one
-#: branch are bounded by this.
-MAX_TREE_DEPTH = 200
-
 _ESCAPED = re.compile(r"\\(.)")
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t"}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-class Problem(Exception):
-    """A check failed while building the tree; `parse_query` adds the text."""
-
-    def __init__(self, reason: str, line: int, column: int, hint: str = "") -> None:
-        super().__init__(reason)
-        self.reason, self.line, self.column, self.hint = reason, line, column, hint
-
-
-def _fail(reason: str, at: Token | Window | Column | Name, hint: str = "") -> NoReturn:
-    raise Problem(reason, at.line or 1, at.column or 1, hint)
-
-
-# (nesting, tree depth) of each node built in the current parse, by id: nodes are alive
-# while the parse runs, so ids are not reused. Per context, so parses in threads are apart.
-depths: contextvars.ContextVar[dict[int, tuple[int, int]]] = contextvars.ContextVar("query_depths")
 
 
 def _depth(node: Any) -> tuple[int, int]:
@@ -80,46 +54,18 @@ def _depth(node: Any) -> tuple[int, int]:
     return depths.get().get(id(node), (0, 0))
 
 
-def _record(node: Any, nest: int, tree: int, at: Any, chain: int = 0) -> Any:
-    """Keep ``node``'s depths; refuse it, pointing at ``at``, beyond the limits."""
-    if nest > MAX_DEPTH:
-        _fail(f"nested too deeply (more than {MAX_DEPTH} levels)", at)
-    if tree > MAX_TREE_DEPTH:
-        terms = (
-            f"a chain of {chain} terms joined by and/or makes"
-            if chain
-            else "the and/or chains within make"
-        )
-        _fail(
-            f"too many conditions: {terms} the condition more than {MAX_TREE_DEPTH} levels deep",
-            at,
-            " For many values, compare a column with a list: id in (0, 1, ...)",
-        )
-    depths.get()[id(node)] = (nest, tree)
-    return node
-
-
 def _chain(terms: list[Any], build: Any, tokens: list[Token]) -> Any:
     """``terms`` joined by ``build`` (And or Or) as :func:`chained` groups them, with their
     depths checked."""
     if len(terms) == 1:
         return terms[0]
     result = chained(build, terms)
-    depths = [_depth(t) for t in terms]
-    nest = 1 + max(n for n, _ in depths)
-    tree = _grouped_depth([t for _, t in depths])
+    found = [_depth(t) for t in terms]
+    nest = 1 + max(n for n, _ in found)
+    tree = grouped_depth([t for _, t in found])
     # Point at the operator past the limit (the last one when nesting adds the depth).
     limit = tokens[min(MAX_TREE_DEPTH, len(tokens) - 1)] if tokens else terms[0]
-    return _record(result, nest, tree, limit, len(terms))
-
-
-def _grouped_depth(depths: list[int]) -> int:
-    """The tree depth of terms of these depths joined as :func:`chained` groups them."""
-    if len(depths) <= LEFT_DEEP:
-        # Left-deep: the first term sits len - 1 levels down, term i (i >= 1) len - i levels.
-        return max(t + len(depths) - max(i, 1) for i, t in enumerate(depths))
-    half = len(depths) // 2
-    return 1 + max(_grouped_depth(depths[:half]), _grouped_depth(depths[half:]))
+    return record(result, nest, tree, limit, len(terms))
 
 
 @dataclass(frozen=True)
@@ -165,9 +111,9 @@ def _number(token: Token) -> int | float:
             return int(token)
         value = float(token)
     except ValueError:  # Python refuses to convert integers of thousands of digits
-        _fail(f"number {token[:20]}... has too many digits", token)
+        fail(f"number {token[:20]}... has too many digits", token)
     if not math.isfinite(value):
-        _fail(f"number {token} is out of range", token)
+        fail(f"number {token} is out of range", token)
     return value
 
 
@@ -175,7 +121,7 @@ def _column(token: Token) -> Column:
     name = token.lower()
     if name not in COLUMNS:
         choices = ", ".join(repr(c) for c in COLUMNS)
-        _fail(
+        fail(
             f"unknown column {str(token)!r}; expected one of {choices}",
             token,
             did_you_mean(name, COLUMNS),
@@ -194,7 +140,7 @@ def _windows_in(node: Any) -> tuple[Window, ...]:
 def _no_window(node: Any) -> Predicate:
     windows = _windows_in(node)
     if windows:
-        _fail("a window can only be a term of the top-level 'and' of a where clause", windows[0])
+        fail("a window can only be a term of the top-level 'and' of a where clause", windows[0])
     return node
 
 
@@ -225,7 +171,7 @@ class Build(Transformer):
         seen: set[str] = set()
         for token, _ in options:
             if token in seen:
-                _fail(f"layer option {str(token)!r} is given twice", token)
+                fail(f"layer option {str(token)!r} is given twice", token)
             seen.add(token)
         return tuple((str(token), value) for token, value in options)
 
@@ -252,7 +198,7 @@ class Build(Transformer):
                 continue
             kind = clause.keyword.lower()
             if kind in single:
-                _fail(f"duplicate '{kind}' clause; a query has at most one", clause.keyword)
+                fail(f"duplicate '{kind}' clause; a query has at most one", clause.keyword)
             single[kind] = clause
         windows, predicate = (), None
         if "where" in single:
@@ -273,7 +219,7 @@ class Build(Transformer):
             column=select.column or 0,
         )
         nest = 1 + max(n for n, _ in inner)
-        return _record(built, nest, 1 + max(t for _, t in inner), select)
+        return record(built, nest, 1 + max(t for _, t in inner), select)
 
     def join(self, children: list[Any]) -> Join:
         *keywords, query = children
@@ -287,7 +233,7 @@ class Build(Transformer):
         seen: set[str] = set()
         for token, _ in params:
             if token in seen:
-                _fail(f"parameter {str(token)!r} is given twice", token)
+                fail(f"parameter {str(token)!r} is given twice", token)
             seen.add(token)
         # `top` is a keyword, and a parameter's name too (counterfactual_neurons(top=5)).
         pairs = tuple(
@@ -303,17 +249,17 @@ class Build(Transformer):
     def call(self, children: list[Token]) -> Call:
         name, *args = children
         if not args and name.lower() not in PLAYER_CALLS:  # a bare name is no value
-            _fail(
+            fail(
                 "expected a number, a quoted string, 'true' or 'false'",
                 name,
                 "Players are written grid(rows, cols) or patches(size); sizes as [3, 8, 8].",
             )
         if not args:
             example = "grid(4, 4)" if name.lower() == "grid" else "patches(4)"
-            _fail(f"{name.lower()} needs its arguments, e.g. {example}", name)
+            fail(f"{name.lower()} needs its arguments, e.g. {example}", name)
         if name.lower() not in PLAYER_CALLS:
             choices = ", ".join(f"{c}(...)" for c in PLAYER_CALLS)
-            _fail(
+            fail(
                 f"unknown players {str(name)!r}; expected {choices}",
                 name,
                 did_you_mean(name.lower(), PLAYER_CALLS),
@@ -330,7 +276,7 @@ class Build(Transformer):
             kind = token.lower()
             if kind not in ("pred", "label", "all"):
                 words = ("pred", "label", "all", "top")
-                _fail(
+                fail(
                     f"unknown target {str(token)!r}; expected pred, label, all, top <k> or a "
                     "class index",
                     token,
@@ -340,7 +286,7 @@ class Build(Transformer):
         else:
             value = int(_number(token))
             if rest[0].type == "TOP" and value < 1:
-                _fail(f"top needs k >= 1; got {value}", token)
+                fail(f"top needs k >= 1; got {value}", token)
             kind = "top" if rest[0].type == "TOP" else "index"
             clause = TargetClause(kind, value, rest[0].line or 0, rest[0].column or 0)
         return _Clause(keyword, clause)
@@ -381,12 +327,12 @@ class Build(Transformer):
         nest, tree = _depth(result)
         for _ in nots:
             result = Not(result)
-        return _record(result, nest + len(nots), tree + len(nots), nots[0])
+        return record(result, nest + len(nots), tree + len(nots), nots[0])
 
     def bare_column(self, children: list[Token]) -> Column:
         column = _column(children[0])
         if column.name not in BOOLEAN_COLUMNS:
-            _fail(
+            fail(
                 f"column '{column.name}' is not a condition on its own; compare it, "
                 f"as in {column.name} = ...",
                 children[0],
@@ -406,7 +352,7 @@ class Build(Transformer):
         r0, r1, c0, c1 = (_number(t) for t in tokens)
         window = Window(r0, r1, c0, c1, bracket.line or 0, bracket.column or 0)  # type: ignore[arg-type]
         if not (r0 < r1 and c0 < c1):
-            _fail(
+            fail(
                 f"window {window.to_text()} is empty; expected [r0, r1, c0, c1] with "
                 "r0 < r1 and c0 < c1",
                 bracket,

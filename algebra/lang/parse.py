@@ -21,9 +21,10 @@ import re
 from lark import Lark
 from lark.exceptions import UnexpectedInput
 
-from .build import Build, Problem, depths
+from .build import Build
 from .errors import QuerySyntaxError
 from .grammar import GRAMMAR, syntax_error
+from .limits import Problem, depths
 from .syntax import Select
 
 #: Longest query accepted, in characters: a query is refused at once beyond it, before

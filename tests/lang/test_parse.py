@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from algebra.lang.build import MAX_DEPTH
 from algebra.lang.errors import QueryError, QuerySyntaxError
+from algebra.lang.limits import MAX_DEPTH
 from algebra.lang.parse import parse_query
 from algebra.lang.syntax import (
     COLUMNS,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from algebra.lang.build import MAX_DEPTH
 from algebra.lang.errors import QuerySyntaxError
+from algebra.lang.limits import MAX_DEPTH
 from algebra.lang.parse import MAX_LENGTH, parse_query
 from algebra.lang.predicates import LEFT_DEEP
 from algebra.lang.syntax import And, Column, Or
