@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batches import batches
+from .batches import Inputs, batches, call, take
 from .capture import refuse_script
 from .guard import device_of, guarded
 
@@ -79,7 +79,7 @@ def pool(activation: torch.Tensor) -> torch.Tensor:
 
 
 def find_decision(
-    module: nn.Module, example: torch.Tensor, layer: str | None = None, head: str | None = None
+    module: nn.Module, example: Inputs, layer: str | None = None, head: str | None = None
 ) -> Decision:
     """Locate the decision layer of ``module`` by running it once on ``example``.
 
@@ -123,7 +123,7 @@ def find_decision(
             stack.enter_context(_recording(modules[name], name, calls, seen))
         if layer is not None:
             stack.enter_context(_output(modules[layer], layer, seen))
-        module(example[:PROBE_ROWS].to(device_of(module)))
+        call(module, take(example, slice(0, PROBE_ROWS), device_of(module)))
     if not calls:
         what = repr(head) if head else "no nn.Linear"
         raise ValueError(f"head: {what} is not called in the model's forward pass")
@@ -149,8 +149,8 @@ def find_decision(
     z = pool(seen[layer])
     if z.ndim != 2 or z.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"layer: {layer!r} pools to shape {tuple(z.shape)} but the decision layer {head!r} "
-            f"takes {weight.shape[1]} features; choose the layer whose pooled output feeds the "
+            f"layer: {layer!r} pools to {tuple(z.shape[1:])} a sample but the decision layer "
+            f"{head!r} takes {weight.shape[1]} features; choose the layer whose pooled output feeds the "
             "head, or name the decision layer with head="
         )
     _check_reproduces(z, weight, bias, out, layer, head)
@@ -208,7 +208,7 @@ def decision_features(
     device = decision.weight.device
     with guarded(module), torch.no_grad(), feature_hook(module, decision) as got:
         for x, y in batches(data, batch_size, argument):
-            module(x.to(device))
+            call(module, take(x, slice(None), device))
             zs.append(got.pop().detach())
             if y is None:
                 labelled = False

@@ -64,7 +64,8 @@ class NeuronInspection:
         cls : int or str
             The class (an index, or a class name of the model).
         data : tensor, (inputs, labels) or iterable of batches
-            The samples whose mean feature is used (labels are not needed).
+            The samples whose mean feature is used (labels are not needed). The inputs of a
+            model that takes several are a tuple or dict of tensors.
         layer : str, optional
             The feature layer, its output mean-pooled (default: the decision layer's input).
         head : str, optional
@@ -253,7 +254,7 @@ class NeuronInspection:
         cls : int or str
             The class whose reliance is edited.
         data : (inputs, labels) or iterable of batches
-            Training data for the head.
+            Training data for the head (several inputs: a tuple or dict of tensors).
         val_data : (inputs, labels) or iterable of batches, optional
             Chooses the checkpoint and stops early; the report is computed on it.
         ratio : float, optional

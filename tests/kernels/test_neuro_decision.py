@@ -83,7 +83,9 @@ def test_a_layer_whose_pooled_size_does_not_match_the_head_is_refused():
     net = nn.Sequential(
         OrderedDict(conv=nn.Conv2d(1, 2, 3), flat=nn.Flatten(), fc=nn.Linear(2 * 3 * 3, 3))
     ).eval()
-    with pytest.raises(ValueError, match=r"layer: 'conv' pools to shape \(4, 2\).*head="):
+    with pytest.raises(
+        ValueError, match=r"layer: 'conv' pools to \(2,\) a sample but .* takes 18 features.*head="
+    ):
         find_decision(net, torch.rand(4, 1, 5, 5), layer="conv")
 
 
