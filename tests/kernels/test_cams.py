@@ -6,8 +6,6 @@ layers. GradCAM and Guided GradCAM are also compared with Captum (``rtol=1e-5``,
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import captum.attr as ca
 import numpy as np
 import pytest
@@ -30,6 +28,8 @@ from algebra.kernels.plan import TargetSpec
 from algebra.kernels.rules import relu_rules
 from algebra.kernels.score_cam import masked_inputs, score_cam_masks, score_cam_weights
 
+from .models import make_cnn
+
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:UserWarning")
 
 LAYERS = ("relu1", "conv2")
@@ -45,25 +45,6 @@ def mask_scores(logits: torch.Tensor, rows: torch.Tensor, channels: int) -> torc
 
 
 CLASSES = [0, 1, 2, 3, 4]
-
-
-def make_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return (
-        nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 4, 3, padding=1),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(4, 6, 3, padding=1),
-                relu2=nn.ReLU(),
-                pool=nn.MaxPool2d(2),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 5),
-            )
-        )
-        .double()
-        .eval()
-    )
 
 
 def images(n=3, seed=2) -> torch.Tensor:

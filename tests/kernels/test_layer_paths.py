@@ -23,27 +23,10 @@ from algebra.kernels.path_steps import INTEGRATION_RULES
 from algebra.kernels.paths import alphas_and_weights, integrate, path_points
 from algebra.kernels.plan import TargetSpec
 
+from .models import make_cnn
+
 STEPS = 12
 CLASSES = [0, 2, 3]
-
-
-def make_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return (
-        nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 4, 3, padding=1),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(4, 6, 3, padding=1),
-                relu2=nn.ReLU(),
-                pool=nn.MaxPool2d(2),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 5),
-            )
-        )
-        .double()
-        .eval()
-    )
 
 
 def make_mlp() -> nn.Module:

@@ -25,27 +25,10 @@ from algebra.kernels.noise import noisy_copies
 from algebra.kernels.plan import TargetSpec
 from algebra.kernels.shap import check_baselines, shap_attribution, shap_draws, shap_points
 
+from .models import make_cnn
+
 SAMPLES = 5
 SEED = 11
-
-
-def make_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return (
-        nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 4, 3, padding=1),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(4, 6, 3, padding=1),
-                relu2=nn.ReLU(),
-                pool=nn.MaxPool2d(2),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 5),
-            )
-        )
-        .double()
-        .eval()
-    )
 
 
 def make_mlp() -> nn.Module:

@@ -7,13 +7,11 @@ magnitude of Captum's result.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from contextlib import nullcontext
 
 import captum.attr as ca
 import pytest
 import torch
-from torch import nn
 
 from algebra.kernels.capture import captured
 from algebra.kernels.gradients import target_gradients
@@ -22,28 +20,11 @@ from algebra.kernels.plan import TargetSpec
 from algebra.kernels.rules import relu_rules
 from algebra.kernels.units import check_units, unit_rows, unit_scores
 
+from .models import make_cnn
+
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:UserWarning")
 
 STEPS = 10
-
-
-def make_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return (
-        nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 4, 3, padding=1),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(4, 6, 3, padding=1),
-                relu2=nn.ReLU(),
-                pool=nn.MaxPool2d(2),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 5),
-            )
-        )
-        .double()
-        .eval()
-    )
 
 
 def images(n=3) -> torch.Tensor:
