@@ -17,26 +17,12 @@ from .capture import captured
 from .chunks import path_chunks
 from .layer_paths import conductance_alphas
 from .ops import Ops, tiled_rows
+from .path_runs import baseline_input
 from .paths import path_points
 from .plan import Group, Job
 from .point_specs import ConductanceSpec
 from .unit_targets import backward_by_source, unit_layers
 from .windows import path_start
-
-
-def path_ends(baseline: Any, x: torch.Tensor, window: Any = None) -> torch.Tensor:
-    """The start of an input path from ``baseline`` to ``x`` (``x`` outside a window).
-
-    Examples
-    --------
-    >>> path_ends(0.5, torch.ones(1, 2))
-    tensor([[0.5000, 0.5000]])
-    """
-    if isinstance(baseline, torch.Tensor):
-        start = baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
-    else:
-        start = torch.full_like(x, float(baseline))
-    return path_start(start, x, window)
 
 
 def run_conductance(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: Ops) -> None:
@@ -59,7 +45,7 @@ def run_conductance(module: torch.nn.Module, job: Job, group: Group, state: Any,
     path = group.points.path
     assert path is not None
     x, n = state.x, state.x.shape[0]
-    start_all = path_ends(path.baseline, x, path.window)
+    start_all = path_start(baseline_input(path.baseline, x), x, path.window)
     alphas = conductance_alphas(spec.rule, spec.steps)
     points_per_sample = len(alphas)
     capture = tuple(dict.fromkeys([*(w for w in group.wrt if w), *unit_layers(group.requests)]))

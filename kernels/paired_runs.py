@@ -21,6 +21,7 @@ from .deltas import target_scores
 from .ops import Ops
 from .packed import pin
 from .pairs import deeplift_attribution, halves
+from .path_runs import baseline_input
 from .plan import Group, Job
 from .point_specs import PairedSpec
 from .unit_targets import backward_by_source, unit_layers, with_units
@@ -48,10 +49,8 @@ def references(
     ends = x[samples]
     if count:
         refs = baseline.to(device=x.device, dtype=x.dtype)[pairs % count]
-    elif isinstance(baseline, torch.Tensor):
-        refs = baseline.to(device=x.device, dtype=x.dtype).expand_as(x)[samples]
     else:
-        refs = torch.full_like(ends, float(baseline))
+        refs = baseline_input(baseline, x)[samples]
     return path_start(refs, ends, window)
 
 
