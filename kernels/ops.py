@@ -101,3 +101,41 @@ def write(
         store[key] = value.new_zeros(shape)
     index = (slice(None),) * dim + (where,)
     store[key][index] = value
+
+
+def accumulate(
+    sums: dict[str, torch.Tensor], parts: dict[str, torch.Tensor], samples: torch.Tensor, n: int
+) -> None:
+    """Add each part ``[T, rows, ...]`` into its sample's row (``samples``, one per row) of
+    ``sums[name]`` ``[T, n, ...]``, created as zeros on first use.
+
+    Examples
+    --------
+    >>> sums = {}
+    >>> accumulate(sums, {"g": torch.ones(1, 3)}, torch.tensor([0, 0, 2]), 3)
+    >>> sums["g"].tolist()
+    [[2.0, 0.0, 1.0]]
+    """
+    for name, value in parts.items():
+        if name not in sums:
+            sums[name] = value.new_zeros(value.shape[0], n, *value.shape[2:])
+        sums[name].index_add_(1, samples, value.detach())
+
+
+def store_means(state: Any, sums: dict[str, dict[str, torch.Tensor]], count: int) -> None:
+    """Each request's sums over ``count`` draws or pairs per sample, as means: the local
+    attribution in ``state.grads``, the global one and the delta in ``state.extra``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> state = SimpleNamespace(grads={}, extra={})
+    >>> store_means(state, {"r": {"local": torch.ones(1, 2), "global": torch.full((1, 2), 4.0)}}, 2)
+    >>> state.grads["r"].tolist(), state.extra[("global", "r")].tolist()
+    ([[0.5, 0.5]], [[2.0, 2.0]])
+    """
+    for key, parts in sums.items():
+        state.grads[key] = parts["local"] / count
+        state.extra[("global", key)] = parts["global"] / count
+        if "delta" in parts:
+            state.extra[("delta", key)] = parts["delta"] / count

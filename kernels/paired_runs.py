@@ -18,7 +18,7 @@ from .capture import captured
 from .chunks import sample_chunks
 from .deeplift import deeplift_rules
 from .deltas import target_scores
-from .ops import Ops
+from .ops import Ops, accumulate, store_means
 from .packed import pin
 from .pairs import deeplift_attribution, halves
 from .path_runs import baseline_input
@@ -104,20 +104,6 @@ def run_paired(module: torch.nn.Module, job: Job, group: Group, state: Any, ops:
                 half = r[:, : len(index)]
                 explained = target_scores(end, half) - target_scores(start, half)
                 parts["delta"] = attribution.flatten(2).sum(-1) - explained
-            _accumulate(sums.setdefault(req.key, {}), parts, samples, n)
+            accumulate(sums.setdefault(req.key, {}), parts, samples, n)
         del out, points, grads, acts
-    for key, parts in sums.items():
-        state.grads[key] = parts["local"] / spec.pairs_per_sample
-        state.extra[("global", key)] = parts["global"] / spec.pairs_per_sample
-        if "delta" in parts:
-            state.extra[("delta", key)] = parts["delta"] / spec.pairs_per_sample
-
-
-def _accumulate(
-    sums: dict[str, torch.Tensor], parts: dict[str, torch.Tensor], samples: torch.Tensor, n: int
-) -> None:
-    """Add each part ``[T, pairs, ...]`` into its sample's row of ``sums[name]`` ``[T, n, ...]``."""
-    for name, value in parts.items():
-        if name not in sums:
-            sums[name] = value.new_zeros(value.shape[0], n, *value.shape[2:])
-        sums[name].index_add_(1, samples, value.detach())
+    store_means(state, sums, spec.pairs_per_sample)

@@ -18,7 +18,7 @@ from .capture import captured
 from .chunks import path_chunks
 from .deltas import drawn_scores, target_scores
 from .noise import draw_noise
-from .ops import Ops, forward_rows, tiled_rows
+from .ops import Ops, accumulate, forward_rows, store_means, tiled_rows
 from .packed import masked_noise, pin
 from .plan import Group, Job
 from .point_specs import ShapSpec
@@ -102,6 +102,7 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
         rows = tiled_rows(ops, group, state, n0, n1, k)
         wrts = {w: flat if w is None else acts[w] for w in group.wrt}
         grads = backward_by_source(ops.backward, group, out, acts, wrts, rows, job, state)
+        samples = torch.arange(n0, n1, device=x.device)
         for req in group.requests:
             g = grads[req.key]
             g = g.reshape(g.shape[0], k, n1 - n0, *g.shape[2:])
@@ -119,13 +120,9 @@ def run_shap(module: torch.nn.Module, job: Job, group: Group, state: Any, ops: O
                 end_scores = torch.stack([target_scores(f, r) for f in f_end], 1)
                 explained = end_scores - drawn_scores(base_logits, r, draws)
                 parts["delta"] = (attribution.flatten(3).sum(-1) - explained).sum(1)
-            _add(sums.setdefault(req.key, {}), parts, n0, n1, n)
+            accumulate(sums.setdefault(req.key, {}), parts, samples, n)
         del out, points, flat, grads, acts
-    for key, parts in sums.items():
-        state.grads[key] = parts["local"] / spec.samples
-        state.extra[("global", key)] = parts["global"] / spec.samples
-        if "delta" in parts:
-            state.extra[("delta", key)] = parts["delta"] / spec.samples
+    store_means(state, sums, spec.samples)
 
 
 def _slice(
@@ -136,13 +133,3 @@ def _slice(
         return values[s0:s1, n0:n1]
     part = values[:, n0:n1]
     return part.expand(s1 - s0, *part.shape[1:])
-
-
-def _add(
-    sums: dict[str, torch.Tensor], parts: dict[str, torch.Tensor], n0: int, n1: int, n: int
-) -> None:
-    """Add each part ``[T, n1 - n0, ...]`` into samples ``n0:n1`` of ``sums[name]``."""
-    for name, value in parts.items():
-        if name not in sums:
-            sums[name] = value.new_zeros(value.shape[0], n, *value.shape[2:])
-        sums[name][:, n0:n1] += value.detach()
