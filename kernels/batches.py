@@ -28,12 +28,18 @@ def is_inputs(value: Any) -> bool:
     """
     if isinstance(value, torch.Tensor):
         return True
-    parts = list(value.values()) if isinstance(value, dict) else value
-    if not isinstance(parts, (tuple, list)) or not parts:
-        return False
-    if not all(isinstance(t, torch.Tensor) and t.ndim >= 1 for t in parts):
+    parts = _tensors(value)
+    if parts is None or not all(t.ndim >= 1 for t in parts):
         return False
     return len({len(t) for t in parts}) == 1
+
+
+def _tensors(value: Any) -> list[torch.Tensor] | None:
+    """The tensors of a non-empty tuple, list or dict of tensors; ``None`` for anything else."""
+    parts = list(value.values()) if isinstance(value, dict) else value
+    if not isinstance(parts, (tuple, list)) or not parts:
+        return None
+    return list(parts) if all(isinstance(t, torch.Tensor) for t in parts) else None
 
 
 def rows_of(x: Inputs) -> int:
@@ -117,9 +123,9 @@ def batches(data: Any, batch_size: int = 256, argument: str = "data") -> Iterato
     if _is_pair(data):
         x, y = data
         if not is_inputs(x):
-            parts = x.values() if isinstance(x, dict) else x
+            rows = [len(t) if t.ndim else 0 for t in _tensors(x) or ()]
             raise ValueError(
-                f"{argument}: the inputs have {[len(t) if t.ndim else 0 for t in parts]} rows; "
+                f"{argument}: the inputs have {rows} rows; "
                 "each of a model's inputs needs one row per sample"
             )
         n = rows_of(x)
@@ -173,11 +179,5 @@ def _is_pair(data: Any) -> bool:
     x, y = data
     if isinstance(x, torch.Tensor):  # (inputs, labels): else a list of two batches
         return isinstance(y, torch.Tensor) and y.ndim == 1
-    if not (y is None or (isinstance(y, torch.Tensor) and y.ndim == 1)):
-        return False
-    parts = list(x.values()) if isinstance(x, dict) else x
-    return (
-        isinstance(parts, (tuple, list))
-        and bool(parts)
-        and all(isinstance(t, torch.Tensor) for t in parts)
-    )
+    labels = y is None or (isinstance(y, torch.Tensor) and y.ndim == 1)
+    return labels and _tensors(x) is not None
